@@ -9,11 +9,11 @@
 //! lock (see each function's FreeBSD manual page), and the sleeping ones must not be called
 //! from start or done.
 
-use super::bio::{bio, bio_queue_head};
-use super::gctl::gctl_req;
-use super::geom::*;
-use super::lock::sx;
-use super::malloc::malloc_type;
+use super::bio_h::{bio, bio_queue_head};
+use super::geom_ctl_h::gctl_req;
+use super::geom_h::*;
+use super::lock_h::sx;
+use super::malloc_h::malloc_type;
 use super::types::*;
 
 unsafe extern "C" {
@@ -153,7 +153,8 @@ unsafe extern "C" {
     /// A raw parameter, or NULL; `*len` receives its size.
     pub fn gctl_get_param(req: *mut gctl_req, param: *const c_char, len: *mut c_int) -> *mut c_void;
     /// `gctl_get_param` limited to parameters with the given `GCTL_PARAM_*` flags.
-    pub fn gctl_get_param_flags(req: *mut gctl_req, param: *const c_char, flags: c_int, len: *mut c_int) -> *mut c_void;
+    pub fn gctl_get_param_flags(req: *mut gctl_req, param: *const c_char, flags: c_int, len: *mut c_int)
+        -> *mut c_void;
     /// A NUL-terminated string parameter, or NULL.
     pub fn gctl_get_asciiparam(req: *mut gctl_req, param: *const c_char) -> *const c_char;
     /// A parameter of exactly `len` bytes; records an error and returns NULL otherwise.

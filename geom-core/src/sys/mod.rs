@@ -12,26 +12,29 @@
 #![allow(non_camel_case_types)]
 #![allow(non_upper_case_globals)]
 
-pub mod bio;
+// The header modules are private and re-exported flat below, like C's single namespace
+// (`sys::bio`, `sys::g_provider`, `sys::BIO_READ`); errno values, the platform seam and the
+// queue helpers keep their own namespaces.
+mod bio_h;
 pub mod errno;
-pub mod gctl;
-pub mod geom;
-pub mod kpi;
-pub mod lock;
-pub mod malloc;
-pub mod module;
+mod geom_ctl_h;
+mod geom_h;
+mod kpi;
+mod lock_h;
+mod malloc_h;
+mod module_h;
 pub mod platform;
 pub mod queue;
-pub mod release;
-pub mod types;
+mod release;
+mod types;
 
-pub use bio::*;
-pub use gctl::*;
-pub use geom::*;
+pub use bio_h::*;
+pub use geom_ctl_h::*;
+pub use geom_h::*;
 pub use kpi::*;
-pub use lock::*;
-pub use malloc::*;
-pub use module::*;
+pub use lock_h::*;
+pub use malloc_h::*;
+pub use module_h::*;
 pub use queue::*;
 pub use release::*;
 pub use types::*;

@@ -3,8 +3,8 @@
 //! `mtx(9)`, `kproc_create(9)` and `msleep(9)`/`wakeup(9)`; `geom-host` implements them in
 //! userland. Every other KPI is called under its FreeBSD name (see [`super::kpi`]).
 
-use super::lock::mtx;
-use super::malloc::malloc_type;
+use super::lock_h::mtx;
+use super::malloc_h::malloc_type;
 use super::types::*;
 
 /// A kernel thread's body.
@@ -35,8 +35,8 @@ unsafe extern "C" {
     pub fn geom_rs_wakeup(chan: *const c_void);
     /// `wakeup_one(chan)`.
     pub fn geom_rs_wakeup_one(chan: *const c_void);
-    /// `kproc_create(func, arg, NULL, 0, 0, "%s", name)`: start a kernel thread.
+    /// `kproc_create(func, arg, NULL, 0, 0, "%s", name)`: start a kernel thread running
+    /// `func(arg)`. The thread ends when `func` returns (the kernel glue calls `kproc_exit`
+    /// then), so no thread has to exit from the middle of a call chain.
     pub fn geom_rs_kthread_create(func: kthread_fn, arg: *mut c_void, name: *const c_char) -> c_int;
-    /// `kproc_exit(0)`: end the calling kernel thread.
-    pub fn geom_rs_kthread_exit() -> !;
 }

@@ -99,11 +99,7 @@ impl<T> Default for TailqEntry<T> {
 /// # Safety
 /// `head` and `elm` are valid, `elm` is not on any list through this field, and `entry`
 /// returns the same field for every element of the list.
-pub unsafe fn list_insert_head<T>(
-    head: *mut ListHead<T>,
-    elm: *mut T,
-    entry: impl Fn(*mut T) -> *mut ListEntry<T>,
-) {
+pub unsafe fn list_insert_head<T>(head: *mut ListHead<T>, elm: *mut T, entry: impl Fn(*mut T) -> *mut ListEntry<T>) {
     // SAFETY: the caller guarantees head, elm and every listed element are valid.
     unsafe {
         let first = (*head).lh_first;
@@ -186,11 +182,7 @@ pub unsafe fn tailq_init<T>(head: *mut TailqHead<T>) {
 ///
 /// # Safety
 /// `head` is initialised, `elm` is valid and not on a queue through this field.
-pub unsafe fn tailq_insert_tail<T>(
-    head: *mut TailqHead<T>,
-    elm: *mut T,
-    entry: impl Fn(*mut T) -> *mut TailqEntry<T>,
-) {
+pub unsafe fn tailq_insert_tail<T>(head: *mut TailqHead<T>, elm: *mut T, entry: impl Fn(*mut T) -> *mut TailqEntry<T>) {
     // SAFETY: head is initialised, so tqh_last points at the last next pointer.
     unsafe {
         let e = entry(elm);
@@ -205,11 +197,7 @@ pub unsafe fn tailq_insert_tail<T>(
 ///
 /// # Safety
 /// `elm` is on the queue `head` through the field `entry` returns.
-pub unsafe fn tailq_remove<T>(
-    head: *mut TailqHead<T>,
-    elm: *mut T,
-    entry: impl Fn(*mut T) -> *mut TailqEntry<T>,
-) {
+pub unsafe fn tailq_remove<T>(head: *mut TailqHead<T>, elm: *mut T, entry: impl Fn(*mut T) -> *mut TailqEntry<T>) {
     // SAFETY: elm is linked on head's queue (caller).
     unsafe {
         let e = entry(elm);
@@ -222,5 +210,25 @@ pub unsafe fn tailq_remove<T>(
         *(*e).tqe_prev = next;
         (*e).tqe_next = ptr::null_mut();
         (*e).tqe_prev = ptr::null_mut();
+    }
+}
+
+/// `TAILQ_INSERT_HEAD(head, elm, field)`.
+///
+/// # Safety
+/// `head` is initialised, `elm` is valid and not on a queue through this field.
+pub unsafe fn tailq_insert_head<T>(head: *mut TailqHead<T>, elm: *mut T, entry: impl Fn(*mut T) -> *mut TailqEntry<T>) {
+    // SAFETY: head is initialised (caller), so tqh_first is NULL or a live element.
+    unsafe {
+        let e = entry(elm);
+        let first = (*head).tqh_first;
+        (*e).tqe_next = first;
+        if first.is_null() {
+            (*head).tqh_last = &raw mut (*e).tqe_next;
+        } else {
+            (*entry(first)).tqe_prev = &raw mut (*e).tqe_next;
+        }
+        (*head).tqh_first = elm;
+        (*e).tqe_prev = &raw mut (*head).tqh_first;
     }
 }

@@ -6,7 +6,7 @@
 //! `bio_exterr.error`. Use [`bio::error`] and [`bio::set_error`], which mean the same thing on
 //! every release.
 
-use super::geom::{g_consumer, g_provider};
+use super::geom_h::{g_consumer, g_provider};
 use super::queue::{TailqEntry, TailqHead};
 use super::types::*;
 
@@ -56,6 +56,19 @@ pub const BIO_SPEEDUP_TRIM: u16 = 0x8000;
 
 /// `bio_task_t`: a deferred task handler.
 pub type bio_task_t = unsafe extern "C" fn(arg: *mut c_void);
+
+/// `zone_cmd`: open a zone.
+pub const DISK_ZONE_OPEN: u8 = 0x00;
+/// `zone_cmd`: close a zone.
+pub const DISK_ZONE_CLOSE: u8 = 0x01;
+/// `zone_cmd`: finish a zone.
+pub const DISK_ZONE_FINISH: u8 = 0x02;
+/// `zone_cmd`: report zones (a read).
+pub const DISK_ZONE_REPORT_ZONES: u8 = 0x03;
+/// `zone_cmd`: reset a write pointer.
+pub const DISK_ZONE_RWP: u8 = 0x04;
+/// `zone_cmd`: get the zone parameters (a read).
+pub const DISK_ZONE_GET_PARAMS: u8 = 0x05;
 
 /// `struct disk_zone_args`: the `BIO_ZONE` payload; only its size matters to GEOM classes.
 #[repr(C)]

@@ -4,8 +4,8 @@
 //! `struct g_class` lost its `config` slot after FreeBSD 14 (176 → 168 bytes); the slot exists
 //! here only when building for 14.
 
-use super::bio::bio;
-use super::gctl::gctl_req;
+use super::bio_h::bio;
+use super::geom_ctl_h::gctl_req;
 use super::queue::{ListEntry, ListHead, TailqEntry};
 use super::types::*;
 
@@ -13,13 +13,11 @@ use super::types::*;
 pub const G_VERSION: u_int = 0x2004_1207;
 
 /// `g_taste_t`: a new provider appeared (or the class was loaded); topology lock held.
-pub type g_taste_t =
-    unsafe extern "C" fn(mp: *mut g_class, pp: *mut g_provider, flags: c_int) -> *mut g_geom;
+pub type g_taste_t = unsafe extern "C" fn(mp: *mut g_class, pp: *mut g_provider, flags: c_int) -> *mut g_geom;
 /// `g_ctl_req_t`: a geom(8) request for the class; topology lock held.
 pub type g_ctl_req_t = unsafe extern "C" fn(req: *mut gctl_req, mp: *mut g_class, verb: *const c_char);
 /// `g_ctl_destroy_geom_t`: the class is being unloaded; non-zero vetoes.
-pub type g_ctl_destroy_geom_t =
-    unsafe extern "C" fn(req: *mut gctl_req, mp: *mut g_class, gp: *mut g_geom) -> c_int;
+pub type g_ctl_destroy_geom_t = unsafe extern "C" fn(req: *mut gctl_req, mp: *mut g_class, gp: *mut g_geom) -> c_int;
 /// `g_config_t` (FreeBSD 14's `g_class.config` slot; unused by GEOM itself).
 pub type g_config_t = unsafe extern "C" fn(ga: *mut c_void) -> c_int;
 /// `g_init_t`: class load.
@@ -45,13 +43,8 @@ pub type g_dumpconf_t = unsafe extern "C" fn(
     pp: *mut g_provider,
 );
 /// `g_ioctl_t`: an ioctl on the provider's device node.
-pub type g_ioctl_t = unsafe extern "C" fn(
-    pp: *mut g_provider,
-    cmd: u_long,
-    data: *mut c_void,
-    fflag: c_int,
-    td: *mut thread,
-) -> c_int;
+pub type g_ioctl_t =
+    unsafe extern "C" fn(pp: *mut g_provider, cmd: u_long, data: *mut c_void, fflag: c_int, td: *mut thread) -> c_int;
 /// `g_provgone_t`: a provider has been destroyed.
 pub type g_provgone_t = unsafe extern "C" fn(pp: *mut g_provider);
 /// `g_resize_t`: the provider below changed size.
@@ -365,3 +358,46 @@ pub const G_F_FOOTSHOOTING: c_int = 0x10;
 pub const G_F_DISKIOCTL: c_int = 0x40;
 /// `kern.geom.debugflags`: dump gctl requests.
 pub const G_F_CTLDUMP: c_int = 0x80;
+
+/// The linkage fields of GEOM's objects, as functions from an object pointer to its entry:
+/// what [`super::queue::list_iter`] and friends take to walk `LIST`s and `TAILQ`s. They only
+/// compute addresses (`wrapping_byte_add`), so they are safe; dereferencing the result is not.
+pub mod links {
+    use super::super::bio_h::bio;
+    use super::super::queue::{ListEntry, TailqEntry};
+    use super::{g_class, g_consumer, g_geom, g_geom_alias, g_provider};
+    use core::mem::offset_of;
+
+    /// `mp->class`: the class on the list of loaded classes.
+    pub fn class_in_classes(mp: *mut g_class) -> *mut ListEntry<g_class> {
+        mp.wrapping_byte_add(offset_of!(g_class, class)).cast()
+    }
+    /// `gp->geom`: the geom on its class's list.
+    pub fn geom_in_class(gp: *mut g_geom) -> *mut ListEntry<g_geom> {
+        gp.wrapping_byte_add(offset_of!(g_geom, geom)).cast()
+    }
+    /// `gp->geoms`: the geom on the global rank-ordered queue.
+    pub fn geom_in_geoms(gp: *mut g_geom) -> *mut TailqEntry<g_geom> {
+        gp.wrapping_byte_add(offset_of!(g_geom, geoms)).cast()
+    }
+    /// `cp->consumer`: the consumer on its geom's list.
+    pub fn consumer_in_geom(cp: *mut g_consumer) -> *mut ListEntry<g_consumer> {
+        cp.wrapping_byte_add(offset_of!(g_consumer, consumer)).cast()
+    }
+    /// `cp->consumers`: the consumer on its provider's list.
+    pub fn consumer_in_provider(cp: *mut g_consumer) -> *mut ListEntry<g_consumer> {
+        cp.wrapping_byte_add(offset_of!(g_consumer, consumers)).cast()
+    }
+    /// `pp->provider`: the provider on its geom's list.
+    pub fn provider_in_geom(pp: *mut g_provider) -> *mut ListEntry<g_provider> {
+        pp.wrapping_byte_add(offset_of!(g_provider, provider)).cast()
+    }
+    /// `ga->ga_next`: an alias on its provider's list.
+    pub fn alias_in_provider(ga: *mut g_geom_alias) -> *mut ListEntry<g_geom_alias> {
+        ga.wrapping_byte_add(offset_of!(g_geom_alias, ga_next)).cast()
+    }
+    /// `bp->bio_queue`: a bio on a bio queue.
+    pub fn bio_in_queue(bp: *mut bio) -> *mut TailqEntry<bio> {
+        bp.wrapping_byte_add(offset_of!(bio, bio_queue)).cast()
+    }
+}
