@@ -1,7 +1,7 @@
 //! The platform seam: the few kernel services whose names collide with libc, or which only a
 //! kernel has. `kmod-glue` implements them over `malloc(9)`, `printf(9)`, `panic(9)`,
 //! `mtx(9)`, `kproc_create(9)` and `msleep(9)`/`wakeup(9)`; `geom-host` implements them in
-//! userland. Every other KPI is called under its FreeBSD name (see [`super::kpi`]).
+//! userland. Every other KPI is called under its FreeBSD name (see [`super::g_io_request`] and its neighbours).
 
 use super::lock_h::mtx;
 use super::malloc_h::malloc_type;
