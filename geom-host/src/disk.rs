@@ -16,7 +16,9 @@ use std::ptr;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
-use geom_core::sys::{self, bio, c_char, c_int, errno, g_class, g_consumer, g_geom, g_provider, gctl_req, sbuf};
+use geom_core::sys::{
+    self, bio, c_char, c_int, errno, g_class, g_consumer, g_geom, g_provider, gctl_req, sbuf, KernelCell,
+};
 
 use crate::invariants::lock;
 use crate::runtime::{kernel_arc, Runtime};
@@ -375,13 +377,8 @@ unsafe extern "C" fn md_providergone(pp: *mut g_provider) {
     }
 }
 
-struct ClassStatic(std::cell::UnsafeCell<g_class>);
-// SAFETY: only read (load_class copies it).
-unsafe impl Sync for ClassStatic {}
-// SAFETY: as above.
-unsafe impl Send for ClassStatic {}
-
-static MD_CLASS: LazyLock<ClassStatic> = LazyLock::new(|| {
+/// The `MD` class: memory and file disks.
+static MD_CLASS: LazyLock<KernelCell<g_class>> = LazyLock::new(|| {
     // SAFETY: g_class is plain C data; all-zero means "no methods".
     let mut c: g_class = unsafe { std::mem::zeroed() };
     c.name = c"MD".as_ptr();
@@ -392,7 +389,7 @@ static MD_CLASS: LazyLock<ClassStatic> = LazyLock::new(|| {
     c.dumpconf = Some(md_dumpconf);
     c.destroy_geom = Some(md_destroy_geom);
     c.providergone = Some(md_providergone);
-    ClassStatic(std::cell::UnsafeCell::new(c))
+    KernelCell::new(c)
 });
 
 fn open_store(cfg: &MdConfig) -> Result<(Store, u64), c_int> {
@@ -438,7 +435,7 @@ impl Runtime {
             let k = t.k;
             let mut mp = crate::topology::class_by_name_in(k, c"MD");
             if mp.is_null() {
-                crate::topology::load_class(k, MD_CLASS.0.get())?;
+                crate::topology::load_class(k, MD_CLASS.get())?;
                 mp = crate::topology::class_by_name_in(k, c"MD");
             }
             let name = match wanted {
@@ -486,20 +483,27 @@ impl Runtime {
     pub fn md_destroy(&self, name: &str) -> Result<(), i32> {
         let name = name.to_owned();
         self.run(move |t| {
-            let pp = t.provider_by_name(&name);
-            // SAFETY: topology lock held; pp (if any) is live.
-            unsafe {
-                if pp.is_null() || name_of((*(*(*pp).geom).class).name) != "MD" {
-                    return Err(errno::ENOENT);
-                }
-                match md_destroy_geom(ptr::null_mut(), ptr::null_mut(), (*pp).geom) {
-                    0 => Ok(()),
-                    e => Err(e),
-                }
+            let gp = md_geom(t, &name)?;
+            // SAFETY: topology lock held; gp is a live MD geom.
+            match unsafe { md_destroy_geom(ptr::null_mut(), ptr::null_mut(), gp) } {
+                0 => Ok(()),
+                e => Err(e),
             }
         })?;
         self.wait_idle();
         Ok(())
+    }
+}
+
+/// The MD geom whose provider is `name`, or `ENOENT`.
+fn md_geom(t: &crate::Topo<'_>, name: &str) -> Result<*mut g_geom, i32> {
+    let pp = t.provider_by_name(name);
+    // SAFETY: the token proves the topology lock is held; pp (if any) is live.
+    unsafe {
+        if pp.is_null() || name_of((*(*(*pp).geom).class).name) != "MD" {
+            return Err(errno::ENOENT);
+        }
+        Ok((*pp).geom)
     }
 }
 
@@ -509,14 +513,9 @@ impl Runtime {
     pub fn md_destroy_forced(&self, name: &str) -> Result<(), i32> {
         let name = name.to_owned();
         self.run(move |t| {
-            let pp = t.provider_by_name(&name);
-            // SAFETY: topology lock held; pp (if any) is live.
-            unsafe {
-                if pp.is_null() || name_of((*(*(*pp).geom).class).name) != "MD" {
-                    return Err(errno::ENOENT);
-                }
-                md_teardown((*pp).geom);
-            }
+            let gp = md_geom(t, &name)?;
+            // SAFETY: topology lock held; gp is a live MD geom.
+            unsafe { md_teardown(gp) };
             Ok(())
         })
     }

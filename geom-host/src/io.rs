@@ -10,7 +10,9 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use geom_core::sys::{self, bio, c_char, c_int, c_void, errno, g_class, g_consumer, g_geom, g_provider, off_t};
+use geom_core::sys::{
+    self, bio, c_char, c_int, c_void, errno, g_class, g_consumer, g_geom, g_provider, off_t, KernelCell,
+};
 
 use crate::biomem::{describe, g_alloc_bio, g_destroy_bio, BioRegistry};
 use crate::invariants::{lock, ViolationKind};
@@ -581,20 +583,14 @@ unsafe extern "C" fn hostio_destroy_geom(_req: *mut sys::gctl_req, _mp: *mut g_c
 }
 
 /// The runtime's internal class for user handles (FreeBSD's `DEV` class plays this role).
-struct ClassStatic(std::cell::UnsafeCell<g_class>);
-// SAFETY: the runtime only reads it (load_class copies it).
-unsafe impl Sync for ClassStatic {}
-// SAFETY: as above.
-unsafe impl Send for ClassStatic {}
-
-static HOSTIO_CLASS: std::sync::LazyLock<ClassStatic> = std::sync::LazyLock::new(|| {
+static HOSTIO_CLASS: std::sync::LazyLock<KernelCell<g_class>> = std::sync::LazyLock::new(|| {
     // SAFETY: g_class is plain C data; all-zero means "no methods".
     let mut c: g_class = unsafe { std::mem::zeroed() };
     c.name = c"HOSTIO".as_ptr();
     c.version = sys::G_VERSION;
     c.destroy_geom = Some(hostio_destroy_geom);
     c.orphan = Some(hostio_orphan);
-    ClassStatic(std::cell::UnsafeCell::new(c))
+    KernelCell::new(c)
 });
 
 fn hostio_class(k: &Kernel) -> *mut g_class {
@@ -630,7 +626,7 @@ impl Runtime {
                 }
                 let mut mp = hostio_class(k);
                 if mp.is_null() {
-                    crate::topology::load_class(k, HOSTIO_CLASS.0.get())?;
+                    crate::topology::load_class(k, HOSTIO_CLASS.get())?;
                     mp = hostio_class(k);
                 }
                 let n = k.next_name.fetch_add(1, Ordering::Relaxed);

@@ -18,7 +18,7 @@ const HEADER: usize = 16;
 
 /// `M_GEOM`'s address.
 pub(crate) fn m_geom() -> *mut malloc_type {
-    crate::topology::M_GEOM.0.get().cast()
+    crate::topology::M_GEOM.get().cast()
 }
 
 /// Outstanding bytes and allocations per malloc type, for `vmstat -m`-style reports.

@@ -16,7 +16,9 @@ use std::ffi::CStr;
 use std::ptr;
 use std::sync::LazyLock;
 
-use geom_core::sys::{self, bio, c_char, c_int, errno, g_class, g_consumer, g_geom, g_provider, gctl_req, links, sbuf};
+use geom_core::sys::{
+    self, bio, c_char, c_int, errno, g_class, g_consumer, g_geom, g_provider, gctl_req, links, sbuf, KernelCell,
+};
 
 /// The label the taste method looks for at the start of a provider's last sector.
 pub const RAW_PASS_MAGIC: &[u8; 16] = b"GEOM::RAWPASS\0\0\0";
@@ -212,13 +214,8 @@ unsafe extern "C" fn pass_ctlreq(req: *mut gctl_req, mp: *mut g_class, verb: *co
     }
 }
 
-struct ClassStatic(std::cell::UnsafeCell<g_class>);
-// SAFETY: only read (a runtime copies it when loading).
-unsafe impl Sync for ClassStatic {}
-// SAFETY: as above.
-unsafe impl Send for ClassStatic {}
-
-static PASS_CLASS: LazyLock<ClassStatic> = LazyLock::new(|| {
+/// The `PASS` class's static `g_class`; runtimes copy it when they load it.
+static PASS_CLASS: LazyLock<KernelCell<g_class>> = LazyLock::new(|| {
     // SAFETY: g_class is plain C data; all-zero means "no methods".
     let mut c: g_class = unsafe { std::mem::zeroed() };
     c.name = c"PASS".as_ptr();
@@ -230,12 +227,12 @@ static PASS_CLASS: LazyLock<ClassStatic> = LazyLock::new(|| {
     c.access = Some(pass_access);
     c.orphan = Some(pass_orphan);
     c.dumpconf = Some(pass_dumpconf);
-    ClassStatic(std::cell::UnsafeCell::new(c))
+    KernelCell::new(c)
 });
 
 /// The `PASS` class, for [`crate::Runtime::load_class_raw`].
 pub fn class() -> *const g_class {
-    PASS_CLASS.0.get()
+    PASS_CLASS.get()
 }
 
 impl crate::Runtime {

@@ -2,14 +2,13 @@
 //! detach, access counting, spoiling, orphaning, withering and destruction, with FreeBSD's
 //! rules and its `KASSERT`s turned into reported violations.
 
-use std::cell::UnsafeCell;
 use std::ffi::{CStr, CString};
 use std::ptr;
 
 use geom_core::sys::links::*;
 use geom_core::sys::{
     self, c_char, c_int, c_void, errno, g_class, g_consumer, g_geom, g_geom_alias, g_provider, list_insert_head,
-    list_iter, list_remove, malloc_type, module_t, off_t, sx, tailq_insert_tail, tailq_remove, u_long,
+    list_iter, list_remove, malloc_type, module_t, off_t, sx, tailq_insert_tail, tailq_remove, u_long, KernelCell,
 };
 
 use crate::events::EventFn;
@@ -17,20 +16,13 @@ use crate::gctl::{CtlReply, CtlRequest};
 use crate::invariants::ViolationKind;
 use crate::runtime::{kernel, ConsumerInfo, GeomInfo, Kernel, ProviderInfo, Runtime};
 
-/// A static the C side sees as a plain object: `topology_lock`, `M_GEOM`.
-#[repr(transparent)]
-pub(crate) struct Exported<T>(pub(crate) UnsafeCell<T>);
-// SAFETY: the runtime serialises every access to these objects itself (the topology lock is a
-// token here, never read; M_GEOM is only compared by address).
-unsafe impl<T> Sync for Exported<T> {}
-
 /// `struct sx topology_lock`: only its address matters; the lock itself is per runtime.
 #[no_mangle]
-pub static topology_lock: Exported<[u8; 32]> = Exported(UnsafeCell::new([0; 32]));
+pub static topology_lock: KernelCell<[u8; 32]> = KernelCell::new([0; 32]);
 
 /// `M_GEOM`: GEOM's malloc type.
 #[no_mangle]
-pub static M_GEOM: Exported<[malloc_type; 1]> = Exported(UnsafeCell::new([malloc_type::new(c"GEOM".as_ptr())]));
+pub static M_GEOM: KernelCell<[malloc_type; 1]> = KernelCell::new([malloc_type::new(c"GEOM".as_ptr())]);
 
 /// `maxphys`: the largest I/O, 1 MiB as on FreeBSD amd64.
 #[no_mangle]
@@ -735,16 +727,21 @@ pub unsafe extern "C" fn g_std_spoiled(cp: *mut g_consumer) {
     }
 }
 
-/// `g_media_changed`: spoil the consumers and retaste once the event runs.
-#[no_mangle]
-pub unsafe extern "C" fn g_media_changed(pp: *mut g_provider, _flag: c_int) -> c_int {
-    let k = kernel();
-    // SAFETY: pp live (caller); flags are only read by the event thread under the lock.
+/// Mark every consumer of `pp` spoiled (the spoil event then tells their geoms).
+fn mark_spoiled(pp: *mut g_provider) {
+    // SAFETY: pp is live (the KPI callers' contract); the flags are read by the event thread.
     unsafe {
         for cp in list_iter(&raw const (*pp).consumers, consumer_in_provider) {
             (*cp).flags |= sys::G_CF_SPOILED;
         }
     }
+}
+
+/// `g_media_changed`: spoil the consumers and retaste once the event runs.
+#[no_mangle]
+pub unsafe extern "C" fn g_media_changed(pp: *mut g_provider, _flag: c_int) -> c_int {
+    let k = kernel();
+    mark_spoiled(pp);
     let ppu = pp as usize;
     k.post(
         EventFn::Rust(Box::new(move |t| {
@@ -767,12 +764,7 @@ pub unsafe extern "C" fn g_media_changed(pp: *mut g_provider, _flag: c_int) -> c
 #[no_mangle]
 pub unsafe extern "C" fn g_media_gone(pp: *mut g_provider, _flag: c_int) -> c_int {
     let k = kernel();
-    // SAFETY: pp live (caller).
-    unsafe {
-        for cp in list_iter(&raw const (*pp).consumers, consumer_in_provider) {
-            (*cp).flags |= sys::G_CF_SPOILED;
-        }
-    }
+    mark_spoiled(pp);
     let ppu = pp as usize;
     k.post(EventFn::Rust(Box::new(move |t| spoil_event(t.k, ppu as *mut g_provider))), vec![ppu], None);
     0
@@ -1125,7 +1117,7 @@ pub(crate) fn provider_infos(k: &Kernel) -> Vec<ProviderInfo> {
 // The topology lock as an sx
 
 fn check_sx(k: &Kernel, s: *mut sx) -> bool {
-    kassert(k, std::ptr::eq(s.cast::<u8>(), topology_lock.0.get().cast::<u8>()), || {
+    kassert(k, std::ptr::eq(s.cast::<u8>(), topology_lock.get().cast::<u8>()), || {
         "an sx lock other than topology_lock was used; geom-host provides only the topology lock".into()
     })
 }

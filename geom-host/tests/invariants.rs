@@ -15,11 +15,7 @@ use geom_host::disk::MdConfig;
 use geom_host::{Runtime, ViolationKind};
 
 /// A test class: a pass-through whose start is replaced per test.
-struct TestClass(std::cell::UnsafeCell<g_class>);
-// SAFETY: only read (runtimes copy it when loading).
-unsafe impl Sync for TestClass {}
-// SAFETY: as above.
-unsafe impl Send for TestClass {}
+type TestClass = sys::KernelCell<g_class>;
 
 unsafe extern "C" fn access_fwd(pp: *mut g_provider, dr: c_int, dw: c_int, de: c_int) -> c_int {
     // SAFETY: access runs under the topology lock; our geoms have one consumer.
@@ -39,15 +35,15 @@ fn class(name: &'static CStr, start: sys::g_start_t) -> TestClass {
     c.start = Some(start);
     c.access = Some(access_fwd);
     c.orphan = Some(orphan_wither);
-    TestClass(std::cell::UnsafeCell::new(c))
+    sys::KernelCell::new(c)
 }
 
 /// Load `class` and put one of its geoms, `bad`, over md0; return an open handle on it.
 fn stack(rt: &Runtime, class: &'static TestClass) -> geom_host::Handle {
     rt.md_create(MdConfig::malloc(1 << 20)).unwrap();
     // SAFETY: the test classes are valid static classes.
-    unsafe { rt.load_class_raw(class.0.get()).unwrap() };
-    let mp = class.0.get() as usize;
+    unsafe { rt.load_class_raw(class.get()).unwrap() };
+    let mp = class.get() as usize;
     rt.run(move |t| {
         let mp = t.class_by_name(
             // SAFETY: the class name is a static C string.

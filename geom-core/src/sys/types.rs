@@ -66,3 +66,29 @@ opaque! {
 pub type module_t = *mut module;
 /// `uma_zone_t`.
 pub type uma_zone_t = *mut uma_zone;
+
+/// A static that C code (the kernel, or `geom-host`) reads and writes through raw pointers:
+/// a `g_class`, a `malloc_type`, a `sysinit` record, the topology lock.
+///
+/// Invariant: Rust code never forms a reference to the contents while the kernel may write
+/// them; it only hands out the raw pointer from [`KernelCell::get`].
+#[repr(transparent)]
+pub struct KernelCell<T>(core::cell::UnsafeCell<T>);
+
+// SAFETY: the contents are only reached through raw pointers handed to the kernel, which
+// serialises its own accesses (the topology lock, module load order), as in C.
+unsafe impl<T> Sync for KernelCell<T> {}
+// SAFETY: as above; moving the cell moves plain C data.
+unsafe impl<T> Send for KernelCell<T> {}
+
+impl<T> KernelCell<T> {
+    /// Wrap a value.
+    pub const fn new(v: T) -> Self {
+        KernelCell(core::cell::UnsafeCell::new(v))
+    }
+
+    /// The raw pointer the kernel gets.
+    pub const fn get(&self) -> *mut T {
+        self.0.get()
+    }
+}
