@@ -8,11 +8,39 @@
 //!   target release, the constants, and `extern "C"` declarations of the GEOM KPI. The symbols
 //!   are resolved by the FreeBSD kernel when a class is linked into a `.ko`, or by `geom-host`
 //!   when it runs on this machine.
-//! * The safe class API (traits, owned bios, contexts as tokens) is built on top of `sys`.
+//! * The safe class API is built on top of `sys`: [`GeomClass`] and [`Geom`] (a class and
+//!   the state of one of its geoms), owned bios ([`Request`], [`Fanout`]), contexts as
+//!   tokens ([`Topology`], [`IoCtx`], [`SleepCtx`]), handles ([`Provider`], [`Consumer`],
+//!   [`GeomRef`]), errno errors ([`Errno`]), geom(8) requests ([`Gctl`]) and dumpconf
+//!   ([`XmlWriter`]). [`class_table`] turns a class into FreeBSD's `struct g_class`.
 //!
 //! The target release is chosen with one cargo feature: `freebsd-15` (the default),
 //! `freebsd-14` or `freebsd-16`. Class code never sees the difference.
 #![no_std]
 #![warn(missing_docs)]
 
+extern crate alloc;
+
+pub mod bio;
+pub mod class;
+pub mod context;
+pub mod ctl;
+pub mod error;
+pub mod handles;
 pub mod sys;
+pub mod xml;
+
+pub use bio::{BioFlags, Cmd, Fanout, Request};
+pub use class::{class_table, Class, Geom, GeomClass, Methods};
+pub use context::{IoCtx, MayWait, SleepCtx, Topology};
+pub use ctl::Gctl;
+pub use error::{Errno, Result};
+pub use handles::{Consumer, GeomBuf, GeomRef, Provider};
+pub use xml::{Dump, XmlWriter};
+
+/// `arc4random(9)`: 32 random bits. On the host the generator is seeded per runtime, so a
+/// run (and every fault a class draws) replays from its seed.
+pub fn arc4random() -> u32 {
+    // SAFETY: the platform's arc4random has no preconditions.
+    unsafe { sys::platform::geom_rs_random() }
+}

@@ -228,6 +228,24 @@ impl bio {
         unsafe { (*bp).error() }
     }
 
+    /// The address of `bp->bio_error` (for atomic updates by clones completing at once).
+    ///
+    /// # Safety
+    /// `bp` points at a live bio.
+    #[inline(always)]
+    pub unsafe fn error_ptr(bp: *mut bio) -> *mut c_int {
+        #[cfg(freebsd_release = "16")]
+        // SAFETY: bp is live (caller); a field projection only.
+        unsafe {
+            &raw mut (*bp).bio_exterr.error
+        }
+        #[cfg(not(freebsd_release = "16"))]
+        // SAFETY: as above.
+        unsafe {
+            &raw mut (*bp).bio_error
+        }
+    }
+
     /// Raw pointer form of [`bio::set_error`].
     ///
     /// # Safety

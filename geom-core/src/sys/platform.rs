@@ -35,6 +35,9 @@ unsafe extern "C" {
     pub fn geom_rs_wakeup(chan: *const c_void);
     /// `wakeup_one(chan)`.
     pub fn geom_rs_wakeup_one(chan: *const c_void);
+    /// `arc4random()`: 32 random bits. The host runtime draws them from a per-runtime seeded
+    /// generator, so a run can be replayed.
+    pub fn geom_rs_random() -> u32;
     /// `kproc_create(func, arg, NULL, 0, 0, "%s", name)`: start a kernel thread running
     /// `func(arg)`. The thread ends when `func` returns (the kernel glue calls `kproc_exit`
     /// then), so no thread has to exit from the middle of a call chain.

@@ -1,0 +1,397 @@
+//! Bios with ownership.
+//!
+//! A [`Request`] is a bio that arrived at one of our providers. Whoever holds it must finish
+//! it exactly once: [`Request::complete`], [`Request::fail`], or hand it to a [`Fanout`],
+//! which splits it into clones sent to consumers below and delivers it itself when the last
+//! clone is home. Each of those consumes the `Request`, so using a bio after handing it on,
+//! or delivering it twice, does not compile.
+//!
+//! A `Request` dropped without being finished is delivered with `EIO` (and a console line),
+//! so a bug in a class never leaves an issuer waiting forever.
+
+use core::ffi::CStr;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, Ordering};
+
+use crate::context::IoCtx;
+use crate::error::{Errno, Result};
+use crate::handles::{Consumer, Provider};
+use crate::sys::{self, bio};
+
+/// What a bio asks for (`bio_cmd`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmd {
+    /// `BIO_READ`.
+    Read,
+    /// `BIO_WRITE`.
+    Write,
+    /// `BIO_DELETE`.
+    Delete,
+    /// `BIO_GETATTR`.
+    GetAttr,
+    /// `BIO_FLUSH`.
+    Flush,
+    /// `BIO_ZONE`.
+    Zone,
+    /// `BIO_SPEEDUP`.
+    Speedup,
+    /// `BIO_CMD0`, `BIO_CMD1`, `BIO_CMD2`: free for local use.
+    Local(u16),
+    /// Anything else.
+    Other(u16),
+}
+
+impl Cmd {
+    /// From `bio_cmd`.
+    pub const fn from_raw(c: u16) -> Cmd {
+        match c {
+            sys::BIO_READ => Cmd::Read,
+            sys::BIO_WRITE => Cmd::Write,
+            sys::BIO_DELETE => Cmd::Delete,
+            sys::BIO_GETATTR => Cmd::GetAttr,
+            sys::BIO_FLUSH => Cmd::Flush,
+            sys::BIO_ZONE => Cmd::Zone,
+            sys::BIO_SPEEDUP => Cmd::Speedup,
+            sys::BIO_CMD0 | sys::BIO_CMD1 | sys::BIO_CMD2 => Cmd::Local(c),
+            _ => Cmd::Other(c),
+        }
+    }
+
+    /// To `bio_cmd`.
+    pub const fn raw(self) -> u16 {
+        match self {
+            Cmd::Read => sys::BIO_READ,
+            Cmd::Write => sys::BIO_WRITE,
+            Cmd::Delete => sys::BIO_DELETE,
+            Cmd::GetAttr => sys::BIO_GETATTR,
+            Cmd::Flush => sys::BIO_FLUSH,
+            Cmd::Zone => sys::BIO_ZONE,
+            Cmd::Speedup => sys::BIO_SPEEDUP,
+            Cmd::Local(c) | Cmd::Other(c) => c,
+        }
+    }
+}
+
+bitflags::bitflags! {
+    /// `bio_flags`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct BioFlags: u16 {
+        /// `BIO_ERROR`.
+        const ERROR = sys::BIO_ERROR;
+        /// `BIO_DONE`.
+        const DONE = sys::BIO_DONE;
+        /// `BIO_ONQUEUE`.
+        const ONQUEUE = sys::BIO_ONQUEUE;
+        /// `BIO_ORDERED`: a barrier.
+        const ORDERED = sys::BIO_ORDERED;
+        /// `BIO_UNMAPPED`: data in pages, not at `bio_data`.
+        const UNMAPPED = sys::BIO_UNMAPPED;
+        /// `BIO_TRANSIENT_MAPPING`.
+        const TRANSIENT_MAPPING = sys::BIO_TRANSIENT_MAPPING;
+        /// `BIO_VLIST`.
+        const VLIST = sys::BIO_VLIST;
+        /// `BIO_SWAP`.
+        const SWAP = sys::BIO_SWAP;
+        /// `BIO_EXTERR`.
+        const EXTERR = sys::BIO_EXTERR;
+        /// `BIO_SPEEDUP_WRITE`.
+        const SPEEDUP_WRITE = sys::BIO_SPEEDUP_WRITE;
+        /// `BIO_SPEEDUP_TRIM`.
+        const SPEEDUP_TRIM = sys::BIO_SPEEDUP_TRIM;
+    }
+}
+
+/// A bio received by one of our providers. We own it until it is finished.
+#[must_use = "a request must be completed, failed, or handed to a Fanout exactly once"]
+pub struct Request {
+    bp: NonNull<bio>,
+}
+
+// SAFETY: the bio is owned by this handle until delivered; handing it to another thread (a
+// worker) moves that ownership, as FreeBSD classes queue bios for their threads.
+unsafe impl Send for Request {}
+
+impl Request {
+    /// # Safety
+    /// `bp` is a live bio handed to our start, not yet delivered, owned by nobody else.
+    pub unsafe fn from_raw(bp: *mut bio) -> Request {
+        // SAFETY: caller's contract.
+        Request { bp: unsafe { NonNull::new_unchecked(bp) } }
+    }
+
+    /// Give up ownership without delivering (the caller takes over the raw bio).
+    pub fn into_raw(self) -> *mut bio {
+        let bp = self.bp.as_ptr();
+        core::mem::forget(self);
+        bp
+    }
+
+    fn raw(&self) -> &bio {
+        // SAFETY: we own the bio until it is delivered.
+        unsafe { self.bp.as_ref() }
+    }
+
+    /// The command.
+    pub fn cmd(&self) -> Cmd {
+        Cmd::from_raw(self.raw().bio_cmd)
+    }
+
+    /// The flags.
+    pub fn flags(&self) -> BioFlags {
+        BioFlags::from_bits_retain(self.raw().bio_flags)
+    }
+
+    /// Byte offset on our provider.
+    pub fn offset(&self) -> i64 {
+        self.raw().bio_offset
+    }
+
+    /// Length in bytes.
+    pub fn length(&self) -> i64 {
+        self.raw().bio_length
+    }
+
+    /// The provider it arrived at.
+    pub fn provider(&self) -> Provider {
+        // SAFETY: GEOM set bio_to to our live provider before calling start.
+        unsafe { Provider::from_raw(self.raw().bio_to) }
+    }
+
+    /// The attribute a `BIO_GETATTR` asks for.
+    pub fn attribute(&self) -> Option<&CStr> {
+        let a = self.raw().bio_attribute;
+        // SAFETY: a non-NULL attribute is a NUL-terminated string the issuer keeps alive.
+        (!a.is_null()).then(|| unsafe { CStr::from_ptr(a) })
+    }
+
+    /// The data buffer (`bio_length` bytes) of a mapped READ, WRITE or GETATTR; `None` for
+    /// commands without data and for unmapped bios.
+    pub fn data(&self) -> Option<&[u8]> {
+        let b = self.raw();
+        if b.bio_data.is_null() || b.bio_flags & sys::BIO_UNMAPPED != 0 || b.bio_length < 0 {
+            return None;
+        }
+        // SAFETY: GEOM guarantees bio_data holds bio_length bytes for a mapped bio, and the
+        // owner of the request may access them until delivery.
+        Some(unsafe { core::slice::from_raw_parts(b.bio_data.cast::<u8>(), b.bio_length as usize) })
+    }
+
+    /// The data buffer, writable (where a READ or GETATTR puts its answer).
+    pub fn data_mut(&mut self) -> Option<&mut [u8]> {
+        let b = self.raw();
+        if b.bio_data.is_null() || b.bio_flags & sys::BIO_UNMAPPED != 0 || b.bio_length < 0 {
+            return None;
+        }
+        // SAFETY: as in data(); &mut self makes the access exclusive.
+        Some(unsafe { core::slice::from_raw_parts_mut(b.bio_data.cast::<u8>(), b.bio_length as usize) })
+    }
+
+    /// Finish successfully, `completed` bytes done.
+    pub fn complete(self, completed: i64) {
+        let bp = self.into_raw();
+        // SAFETY: we owned bp; delivering ends that.
+        unsafe {
+            (*bp).bio_completed = completed.clamp(0, (*bp).bio_length.max(0));
+            sys::g_io_deliver(bp, 0);
+        }
+    }
+
+    /// Finish with an error. `ENOMEM` makes GEOM re-issue the request later.
+    pub fn fail(self, e: Errno) {
+        let bp = self.into_raw();
+        // SAFETY: we owned bp; delivering ends that.
+        unsafe { sys::g_io_deliver(bp, e.get()) };
+    }
+
+    /// Finish with a result: `Ok(n)` completes `n` bytes.
+    pub fn finish(self, r: Result<i64>) {
+        match r {
+            Ok(n) => self.complete(n),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Pass the request unchanged to a consumer below (one clone, delivered back by the
+    /// framework): what a transparent geom does with requests it does not handle.
+    pub fn pass_down(self, cx: &IoCtx, cp: Consumer) {
+        let off = self.offset();
+        let len = self.length();
+        let mut f = Fanout::new(self);
+        match f.add(cx, cp, off, len, 0) {
+            Ok(()) => f.send(),
+            Err(e) => f.abort(e),
+        }
+    }
+
+    /// Answer a `BIO_GETATTR` for `name` with `value` (`g_handleattr`). Returns the request
+    /// back if it asks for something else.
+    pub fn answer_attr(self, name: &CStr, value: &[u8]) -> core::result::Result<(), Request> {
+        if self.cmd() != Cmd::GetAttr || self.attribute() != Some(name) {
+            return Err(self);
+        }
+        let bp = self.into_raw();
+        // SAFETY: we owned bp; g_handleattr delivers it since the name matches.
+        unsafe { sys::g_handleattr(bp, name.as_ptr(), value.as_ptr().cast(), value.len() as i32) };
+        Ok(())
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        let msg = b"geom-rs: a request was dropped without being delivered; failing it with EIO\n";
+        // SAFETY: printing a static message; then delivering the bio we still own.
+        unsafe {
+            sys::platform::geom_rs_print(msg.as_ptr(), msg.len());
+            sys::g_io_deliver(self.bp.as_ptr(), sys::errno::EIO);
+        }
+    }
+}
+
+/// Splits a [`Request`] into clones for the consumers below. The framework counts them and
+/// delivers the request once, with the first error and the sum of what the clones
+/// completed, when the last one comes back (FreeBSD's `g_std_done`, made safe for clones
+/// that complete at the same time on different threads).
+///
+/// Clones are made first ([`Fanout::add`], which may fail with `ENOMEM` without sleeping) and
+/// sent together ([`Fanout::send`]), so no clone can complete before the count is final.
+pub struct Fanout {
+    parent: Option<Request>,
+    /// Clones made and not sent yet, chained through their `bio_queue.tqe_next`.
+    head: *mut bio,
+    tail: *mut bio,
+}
+
+// SAFETY: the clones are ours until sent, like the parent.
+unsafe impl Send for Fanout {}
+
+impl Fanout {
+    /// Start splitting `req`.
+    pub fn new(req: Request) -> Fanout {
+        Fanout { parent: Some(req), head: ptr::null_mut(), tail: ptr::null_mut() }
+    }
+
+    /// The request being split.
+    pub fn request(&self) -> &Request {
+        self.parent.as_ref().expect("a Fanout holds its request until send or abort")
+    }
+
+    /// Clone the request for `offset..offset+length` on `cp`'s provider, with data starting
+    /// `data_offset` bytes into the request's buffer (ignored for commands without data).
+    /// `ENOMEM` when no bio can be had; the caller then aborts the whole fan-out.
+    pub fn add(&mut self, _cx: &IoCtx, cp: Consumer, offset: i64, length: i64, data_offset: usize) -> Result<()> {
+        let parent = self.request().bp.as_ptr();
+        // SAFETY: we own the parent; g_clone_bio never sleeps and counts the child.
+        unsafe {
+            let child = sys::g_clone_bio(parent);
+            if child.is_null() {
+                return Err(Errno::ENOMEM);
+            }
+            (*child).bio_offset = offset;
+            (*child).bio_length = length;
+            if !(*child).bio_data.is_null() && (*child).bio_flags & sys::BIO_UNMAPPED == 0 {
+                (*child).bio_data = (*child).bio_data.add(data_offset);
+            }
+            (*child).bio_done = Some(fanout_child_done);
+            (*child).bio_caller2 = cp.as_ptr().cast();
+            (*child).bio_queue.tqe_next = ptr::null_mut();
+            if self.tail.is_null() {
+                self.head = child;
+            } else {
+                (*self.tail).bio_queue.tqe_next = child;
+            }
+            self.tail = child;
+        }
+        Ok(())
+    }
+
+    /// How many clones have been made.
+    pub fn len(&self) -> u32 {
+        self.request().raw().bio_children
+    }
+
+    /// No clones made yet?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Send every clone. With no clones, the request completes at once (nothing to do).
+    pub fn send(mut self) {
+        let Some(parent) = self.parent.take() else { return };
+        let mut child = core::mem::replace(&mut self.head, ptr::null_mut());
+        self.tail = ptr::null_mut();
+        if child.is_null() {
+            parent.complete(0);
+            return;
+        }
+        // From here the children own the parent: the last one home delivers it.
+        let _ = parent.into_raw();
+        while !child.is_null() {
+            // SAFETY: each clone is ours until sent; its consumer was stored by add().
+            unsafe {
+                let next = (*child).bio_queue.tqe_next;
+                (*child).bio_queue.tqe_next = ptr::null_mut();
+                let cp = (*child).bio_caller2.cast::<sys::g_consumer>();
+                sys::g_io_request(child, cp);
+                child = next;
+            }
+        }
+    }
+
+    /// Give up: destroy the clones, wind back the request's child count, and fail it with
+    /// `e` (with `ENOMEM`, GEOM re-issues it later).
+    pub fn abort(mut self, e: Errno) {
+        self.destroy_unsent();
+        if let Some(parent) = self.parent.take() {
+            parent.fail(e);
+        }
+    }
+
+    fn destroy_unsent(&mut self) {
+        let mut child = core::mem::replace(&mut self.head, ptr::null_mut());
+        self.tail = ptr::null_mut();
+        while !child.is_null() {
+            // SAFETY: unsent clones are ours; the parent is still ours too.
+            unsafe {
+                let next = (*child).bio_queue.tqe_next;
+                let parent = (*child).bio_parent;
+                (*parent).bio_children -= 1;
+                sys::g_destroy_bio(child);
+                child = next;
+            }
+        }
+    }
+}
+
+impl Drop for Fanout {
+    fn drop(&mut self) {
+        if self.parent.is_some() {
+            self.destroy_unsent();
+            // Dropping the Request fails it with EIO and says so.
+        }
+    }
+}
+
+/// The `bio_done` of every clone a [`Fanout`] sends.
+unsafe extern "C" fn fanout_child_done(child: *mut bio) {
+    // SAFETY: GEOM calls bio_done once per completed clone; the parent stays alive until its
+    // last child is folded in below (only then is it delivered). The parent's count fields
+    // are shared by clones completing on different threads, so they are updated atomically.
+    unsafe {
+        let parent = (*child).bio_parent;
+        let e = (*child).error();
+        if e != 0 {
+            let perr = AtomicI32::from_ptr(bio::error_ptr(parent));
+            let _ = perr.compare_exchange(0, e, Ordering::AcqRel, Ordering::Acquire);
+        }
+        AtomicI64::from_ptr(&raw mut (*parent).bio_completed).fetch_add((*child).bio_completed, Ordering::AcqRel);
+        sys::g_destroy_bio(child);
+        let inbed = AtomicU32::from_ptr(&raw mut (*parent).bio_inbed).fetch_add(1, Ordering::AcqRel) + 1;
+        if inbed == (*parent).bio_children {
+            let e = AtomicI32::from_ptr(bio::error_ptr(parent)).load(Ordering::Acquire);
+            if e == 0 {
+                (*parent).bio_completed = (*parent).bio_completed.clamp(0, (*parent).bio_length.max(0));
+            }
+            sys::g_io_deliver(parent, e);
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! A GEOM class in Rust: the [`GeomClass`] trait (the class: taste, ctlreq, init, fini,
+//! destroy_geom) and the [`Geom`] trait (the state of one geom, its softc: start, access,
+//! orphan, spoiled, dumpconf, resize), and the glue that turns them into FreeBSD's
+//! `struct g_class`.
+//!
+//! [`class_table`] builds the `g_class`. Each C slot points at a generic `extern "C"`
+//! trampoline that finds the Rust state and calls the trait method with the right context
+//! token. Only the methods a class implements get a slot (the `IMPLEMENTED` constants, which
+//! the `geom-macros` attribute fills from the methods written in the impl); the rest stay
+//! NULL, as in a C class, except the few the framework itself needs: `init`/`fini` (to
+//! create and free the class state), `orphan` (GEOM requires one for consumers; the default
+//! withers the geom), `access` (`g_std_access` semantics) and `providergone` (to free a
+//! geom's state when its last provider goes).
+
+use alloc::boxed::Box;
+use core::ffi::{c_char, c_int, CStr};
+use core::ptr;
+
+use crate::bio::Request;
+use crate::context::{IoCtx, Topology};
+use crate::ctl::Gctl;
+use crate::error::{Errno, Result};
+use crate::handles::{Consumer, GeomRef, Provider};
+use crate::sys::{self, bio, g_class, g_consumer, g_geom, g_provider, gctl_req, sbuf};
+use crate::xml::{Dump, XmlWriter};
+
+bitflags::bitflags! {
+    /// The methods a class implements, which decide which `g_class` slots are filled.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Methods: u32 {
+        /// `GeomClass::taste`.
+        const TASTE = 1 << 0;
+        /// `GeomClass::ctlreq`.
+        const CTLREQ = 1 << 1;
+        /// `GeomClass::destroy_geom`.
+        const DESTROY_GEOM = 1 << 2;
+        /// `Geom::access`.
+        const ACCESS = 1 << 3;
+        /// `Geom::spoiled`.
+        const SPOILED = 1 << 4;
+        /// `Geom::dumpconf`.
+        const DUMPCONF = 1 << 5;
+        /// `Geom::resize`.
+        const RESIZE = 1 << 6;
+        /// `Geom::orphan` (the framework installs a default otherwise).
+        const ORPHAN = 1 << 7;
+        /// `GeomClass::fini`.
+        const FINI = 1 << 8;
+    }
+}
+
+impl Methods {
+    /// The flags for a list of method names (what the `geom-macros` attribute passes).
+    pub const fn from_names(names: &[&str]) -> Methods {
+        let mut m = Methods::empty();
+        let mut i = 0;
+        while i < names.len() {
+            let f = match names[i].as_bytes() {
+                b"taste" => Methods::TASTE,
+                b"ctlreq" => Methods::CTLREQ,
+                b"destroy_geom" => Methods::DESTROY_GEOM,
+                b"access" => Methods::ACCESS,
+                b"spoiled" => Methods::SPOILED,
+                b"dumpconf" => Methods::DUMPCONF,
+                b"resize" => Methods::RESIZE,
+                b"orphan" => Methods::ORPHAN,
+                b"fini" => Methods::FINI,
+                _ => Methods::empty(),
+            };
+            m = m.union(f);
+            i += 1;
+        }
+        m
+    }
+}
+
+/// A GEOM class. The implementing type is the class's own state (made by `init` when the
+/// class is loaded, dropped after `fini`): the counterpart of a C class's file-level
+/// variables, but one per loaded copy of the class.
+pub trait GeomClass: Sized + Send + Sync + 'static {
+    /// The class name (`c"STRIPE"`).
+    const NAME: &'static CStr;
+    /// The methods this impl writes (set by `#[geom_macros::geom_class]`).
+    const IMPLEMENTED: Methods = Methods::empty();
+    /// The state of one geom of this class (its softc).
+    type Softc: Geom<Class = Self>;
+
+    /// The class is being loaded: make its state.
+    fn init(topo: &mut Topology) -> Self;
+
+    /// The class is being unloaded (after every geom is gone).
+    fn fini(&self, _topo: &mut Topology) {}
+
+    /// A provider appeared (or the class was loaded): look at it, and return the geom made
+    /// for it, if any.
+    fn taste(_cls: &Class<Self>, _topo: &mut Topology, _pp: Provider) -> Option<GeomRef<Self>> {
+        None
+    }
+
+    /// A geom(8) request for this class.
+    fn ctlreq(_cls: &Class<Self>, _topo: &mut Topology, _req: &mut Gctl<'_>, _verb: &CStr) {}
+
+    /// The class is being unloaded: destroy `gp`, or refuse (`EBUSY` while it is open).
+    fn destroy_geom(_cls: &Class<Self>, _topo: &mut Topology, _gp: GeomRef<Self>) -> Result<()> {
+        Err(Errno::EOPNOTSUPP)
+    }
+}
+
+/// The state of one geom (its softc) and the methods GEOM calls on it.
+pub trait Geom: Sized + Send + Sync + 'static {
+    /// The class it belongs to.
+    type Class: GeomClass<Softc = Self>;
+    /// The methods this impl writes (set by `#[geom_macros::geom_class]`).
+    const IMPLEMENTED: Methods = Methods::empty();
+
+    /// A request arrived at one of the geom's providers. Runs on `g_down` or in the issuer's
+    /// thread; must not sleep (the [`IoCtx`] token allows nothing that does).
+    fn start(&self, cx: &IoCtx, req: Request);
+
+    /// Open/close deltas on one of the geom's providers; an error refuses an open.
+    fn access(
+        &self,
+        _topo: &mut Topology,
+        _gp: GeomRef<Self::Class>,
+        _pp: Provider,
+        _dr: i32,
+        _dw: i32,
+        _de: i32,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// The provider under `cp` is going away. The default withers the geom.
+    fn orphan(&self, topo: &mut Topology, gp: GeomRef<Self::Class>, _cp: Consumer) {
+        gp.wither(topo, Errno::ENXIO);
+    }
+
+    /// Someone else opened the provider under `cp` for writing.
+    fn spoiled(&self, topo: &mut Topology, gp: GeomRef<Self::Class>, _cp: Consumer) {
+        gp.wither(topo, Errno::ENXIO);
+    }
+
+    /// Describe the geom, one of its consumers, or one of its providers in XML.
+    fn dumpconf(&self, _topo: &Topology, _xml: &mut XmlWriter<'_>, _what: Dump) {}
+
+    /// The provider under `cp` changed size.
+    fn resize(&self, _topo: &mut Topology, _gp: GeomRef<Self::Class>, _cp: Consumer) {}
+}
+
+/// A loaded class: its `g_class` and its state.
+pub struct Class<C: GeomClass> {
+    mp: *mut g_class,
+    state: C,
+}
+
+// SAFETY: the state is Send + Sync (trait bound); mp is only used under the topology lock.
+unsafe impl<C: GeomClass> Send for Class<C> {}
+// SAFETY: as above.
+unsafe impl<C: GeomClass> Sync for Class<C> {}
+
+impl<C: GeomClass> core::ops::Deref for Class<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.state
+    }
+}
+
+impl<C: GeomClass> Class<C> {
+    /// The raw `g_class`.
+    pub fn as_ptr(&self) -> *mut g_class {
+        self.mp
+    }
+
+    /// `g_new_geomf(mp, "%s", name)` with `softc` as its state. Never fails (it may wait for
+    /// memory, which the topology lock allows).
+    pub fn new_geom(&self, _topo: &mut Topology, name: &CStr, softc: C::Softc) -> GeomRef<C> {
+        // SAFETY: topology lock held (token); the class is loaded; the softc is boxed and
+        // owned by the geom from here (freed by free_softc).
+        unsafe {
+            let gp = sys::g_new_geomf(self.mp, c"%s".as_ptr(), name.as_ptr());
+            (*gp).softc = Box::into_raw(Box::new(softc)).cast();
+            GeomRef::from_raw(gp)
+        }
+    }
+
+    /// `g_new_geomf(mp, "%s", name)`, then `make` builds the state with the new geom in hand
+    /// (to create and attach its consumers first). If `make` fails, the geom is destroyed
+    /// (it must have no providers; consumers it created must be gone).
+    pub fn new_geom_with(
+        &self,
+        topo: &mut Topology,
+        name: &CStr,
+        make: impl FnOnce(&mut Topology, GeomRef<C>) -> Result<C::Softc>,
+    ) -> Result<GeomRef<C>> {
+        // SAFETY: topology lock held (token); the class is loaded.
+        let g = unsafe { GeomRef::from_raw(sys::g_new_geomf(self.mp, c"%s".as_ptr(), name.as_ptr())) };
+        match make(topo, g) {
+            Ok(softc) => {
+                // SAFETY: the geom is ours and has no state yet; boxed state is owned by it.
+                unsafe { (*g.as_ptr()).softc = Box::into_raw(Box::new(softc)).cast() };
+                Ok(g)
+            }
+            Err(e) => {
+                g.destroy(topo);
+                Err(e)
+            }
+        }
+    }
+
+    /// This class's geoms.
+    pub fn geoms<'t>(&self, _topo: &'t Topology) -> impl Iterator<Item = GeomRef<C>> + 't {
+        let mp = self.mp;
+        // SAFETY: topology lock held for the token's borrow; the class's list links its live
+        // geoms, whose softcs are C::Softc (made by new_geom).
+        unsafe { sys::list_iter(&raw const (*mp).geom, sys::links::geom_in_class).map(|gp| GeomRef::from_raw(gp)) }
+    }
+
+    /// A geom of this class by name (not withering).
+    pub fn geom_by_name(&self, topo: &Topology, name: &CStr) -> Option<GeomRef<C>> {
+        self.geoms(topo).find(|g| g.name() == name && !g.is_withering(topo))
+    }
+}
+
+/// Free a geom's softc (when the geom is destroyed or its last provider is gone).
+pub(crate) fn free_softc<C: GeomClass>(gp: *mut g_geom) {
+    // SAFETY: the softc is NULL or the Box made by new_geom; it is freed once and the pointer
+    // cleared, under the topology lock.
+    unsafe {
+        let sc = core::mem::replace(&mut (*gp).softc, ptr::null_mut());
+        if !sc.is_null() {
+            drop(Box::from_raw(sc.cast::<C::Softc>()));
+        }
+    }
+}
+
+/// # Safety
+/// `mp` is a loaded class of type `C` (its `spare1` set by `init_tramp`).
+unsafe fn class_of<'a, C: GeomClass>(mp: *mut g_class) -> &'a Class<C> {
+    // SAFETY: caller's contract.
+    unsafe { &*((*mp).spare1 as *const Class<C>) }
+}
+
+/// # Safety
+/// `gp` is a live geom of class `C`.
+unsafe fn softc_of<'a, C: GeomClass>(gp: *mut g_geom) -> Option<&'a C::Softc> {
+    // SAFETY: caller's contract; softc is NULL or a C::Softc.
+    unsafe { ((*gp).softc as *const C::Softc).as_ref() }
+}
+
+unsafe extern "C" fn init_tramp<C: GeomClass>(mp: *mut g_class) {
+    // SAFETY: GEOM calls init with the topology lock held, once per load.
+    unsafe {
+        let mut topo = Topology::assume_locked();
+        let state = C::init(&mut topo);
+        (*mp).spare1 = Box::into_raw(Box::new(Class { mp, state })).cast();
+    }
+}
+
+unsafe extern "C" fn fini_tramp<C: GeomClass>(mp: *mut g_class) {
+    // SAFETY: GEOM calls fini with the topology lock held after the last geom is gone; the
+    // state was made by init_tramp and is freed once.
+    unsafe {
+        let p = core::mem::replace(&mut (*mp).spare1, ptr::null_mut()).cast::<Class<C>>();
+        if !p.is_null() {
+            let cls = Box::from_raw(p);
+            if C::IMPLEMENTED.contains(Methods::FINI) {
+                cls.state.fini(&mut Topology::assume_locked());
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn taste_tramp<C: GeomClass>(mp: *mut g_class, pp: *mut g_provider, _flags: c_int) -> *mut g_geom {
+    // SAFETY: GEOM calls taste with the topology lock held, a loaded class and a live
+    // provider.
+    unsafe {
+        let mut topo = Topology::assume_locked();
+        match C::taste(class_of::<C>(mp), &mut topo, Provider::from_raw(pp)) {
+            Some(g) => g.as_ptr(),
+            None => ptr::null_mut(),
+        }
+    }
+}
+
+unsafe extern "C" fn ctlreq_tramp<C: GeomClass>(req: *mut gctl_req, mp: *mut g_class, verb: *const c_char) {
+    // SAFETY: GEOM calls ctlreq with the topology lock held and a valid request and verb.
+    unsafe {
+        let mut topo = Topology::assume_locked();
+        let mut g = Gctl::from_raw(req);
+        C::ctlreq(class_of::<C>(mp), &mut topo, &mut g, CStr::from_ptr(verb));
+    }
+}
+
+unsafe extern "C" fn destroy_geom_tramp<C: GeomClass>(_req: *mut gctl_req, mp: *mut g_class, gp: *mut g_geom) -> c_int {
+    // SAFETY: GEOM calls destroy_geom with the topology lock held, on one of our geoms.
+    unsafe {
+        let mut topo = Topology::assume_locked();
+        Errno::raw(C::destroy_geom(class_of::<C>(mp), &mut topo, GeomRef::from_raw(gp)))
+    }
+}
+
+unsafe extern "C" fn start_tramp<C: GeomClass>(bp: *mut bio) {
+    // SAFETY: GEOM calls start with a live bio aimed at one of our providers; the geom (and
+    // its softc) lives while the provider has I/O.
+    unsafe {
+        let gp = (*(*bp).bio_to).geom;
+        let req = Request::from_raw(bp);
+        match softc_of::<C>(gp) {
+            Some(sc) => sc.start(&IoCtx::assume(), req),
+            None => req.fail(Errno::ENXIO),
+        }
+    }
+}
+
+unsafe extern "C" fn access_tramp<C: GeomClass>(pp: *mut g_provider, dr: c_int, dw: c_int, de: c_int) -> c_int {
+    // SAFETY: GEOM calls access with the topology lock held on one of our live providers.
+    unsafe {
+        let gp = (*pp).geom;
+        if !C::Softc::IMPLEMENTED.contains(Methods::ACCESS) {
+            return 0;
+        }
+        match softc_of::<C>(gp) {
+            Some(sc) => Errno::raw(sc.access(
+                &mut Topology::assume_locked(),
+                GeomRef::from_raw(gp),
+                Provider::from_raw(pp),
+                dr,
+                dw,
+                de,
+            )),
+            // Closing is always allowed; a geom without state accepts no new opens.
+            None if dr <= 0 && dw <= 0 && de <= 0 => 0,
+            None => sys::errno::ENXIO,
+        }
+    }
+}
+
+unsafe extern "C" fn orphan_tramp<C: GeomClass>(cp: *mut g_consumer) {
+    // SAFETY: GEOM calls orphan with the topology lock held on one of our live consumers.
+    unsafe {
+        let gp = (*cp).geom;
+        let mut topo = Topology::assume_locked();
+        let g = GeomRef::<C>::from_raw(gp);
+        match softc_of::<C>(gp) {
+            Some(sc) => sc.orphan(&mut topo, g, Consumer::from_raw(cp)),
+            None => g.wither(&mut topo, Errno::ENXIO),
+        }
+    }
+}
+
+unsafe extern "C" fn spoiled_tramp<C: GeomClass>(cp: *mut g_consumer) {
+    // SAFETY: as for orphan.
+    unsafe {
+        let gp = (*cp).geom;
+        let mut topo = Topology::assume_locked();
+        let g = GeomRef::<C>::from_raw(gp);
+        match softc_of::<C>(gp) {
+            Some(sc) => sc.spoiled(&mut topo, g, Consumer::from_raw(cp)),
+            None => g.wither(&mut topo, Errno::ENXIO),
+        }
+    }
+}
+
+unsafe extern "C" fn resize_tramp<C: GeomClass>(cp: *mut g_consumer) {
+    // SAFETY: as for orphan.
+    unsafe {
+        let gp = (*cp).geom;
+        if let Some(sc) = softc_of::<C>(gp) {
+            sc.resize(&mut Topology::assume_locked(), GeomRef::from_raw(gp), Consumer::from_raw(cp));
+        }
+    }
+}
+
+unsafe extern "C" fn dumpconf_tramp<C: GeomClass>(
+    sb: *mut sbuf,
+    indent: *const c_char,
+    gp: *mut g_geom,
+    cp: *mut g_consumer,
+    pp: *mut g_provider,
+) {
+    // SAFETY: GEOM calls dumpconf with the topology lock held, a valid sbuf and indent, our
+    // live geom, and at most one of a live consumer or provider of it.
+    unsafe {
+        let Some(sc) = softc_of::<C>(gp) else { return };
+        let what = if !cp.is_null() {
+            Dump::Consumer(Consumer::from_raw(cp))
+        } else if !pp.is_null() {
+            Dump::Provider(Provider::from_raw(pp))
+        } else {
+            Dump::Geom
+        };
+        let mut xml = XmlWriter::from_raw(sb, CStr::from_ptr(indent));
+        sc.dumpconf(&Topology::assume_locked(), &mut xml, what);
+    }
+}
+
+unsafe extern "C" fn providergone_tramp<C: GeomClass>(pp: *mut g_provider) {
+    // SAFETY: GEOM calls providergone with the topology lock held while destroying pp, which
+    // is already off its geom's list. When the geom is withering and has no provider left,
+    // no request can reach its state any more: free it.
+    unsafe {
+        let gp = (*pp).geom;
+        if (*gp).flags & sys::G_GEOM_WITHER != 0 && (*gp).provider.is_empty() {
+            free_softc::<C>(gp);
+        }
+    }
+}
+
+/// The `g_class` for `C`: its name, `G_VERSION`, and trampolines for the methods it
+/// implements (see the module documentation for the few the framework always installs).
+pub const fn class_table<C: GeomClass>() -> g_class {
+    let cm = C::IMPLEMENTED;
+    let gm = <C::Softc as Geom>::IMPLEMENTED;
+    g_class {
+        name: C::NAME.as_ptr(),
+        version: sys::G_VERSION,
+        spare0: 0,
+        taste: if cm.contains(Methods::TASTE) { Some(taste_tramp::<C>) } else { None },
+        #[cfg(freebsd_release = "14")]
+        config: None,
+        ctlreq: if cm.contains(Methods::CTLREQ) { Some(ctlreq_tramp::<C>) } else { None },
+        init: Some(init_tramp::<C>),
+        fini: Some(fini_tramp::<C>),
+        destroy_geom: if cm.contains(Methods::DESTROY_GEOM) { Some(destroy_geom_tramp::<C>) } else { None },
+        start: Some(start_tramp::<C>),
+        spoiled: if gm.contains(Methods::SPOILED) { Some(spoiled_tramp::<C>) } else { None },
+        attrchanged: None,
+        dumpconf: if gm.contains(Methods::DUMPCONF) { Some(dumpconf_tramp::<C>) } else { None },
+        access: Some(access_tramp::<C>),
+        orphan: Some(orphan_tramp::<C>),
+        ioctl: None,
+        providergone: Some(providergone_tramp::<C>),
+        resize: if gm.contains(Methods::RESIZE) { Some(resize_tramp::<C>) } else { None },
+        spare1: ptr::null_mut(),
+        spare2: ptr::null_mut(),
+        class: sys::ListEntry::new(),
+        geom: sys::ListHead::new(),
+    }
+}
