@@ -1,6 +1,61 @@
 //! # geom-macros
 //!
-//! Not built yet: this crate will hold the attribute that turns a class's trait impls into
-//! the static `g_class`, the `extern "C"` trampolines and everything `DECLARE_GEOM_CLASS`
-//! emits in C (issue "The safe class API ... and the `g_class` glue in `geom-macros`").
-//! Nothing here pretends to work yet; it exports no macros.
+//! `#[geom_class]` goes on a class's `impl GeomClass for ...` and `impl Geom for ...`
+//! blocks. It reads which methods the impl actually writes and records them in the impl's
+//! `IMPLEMENTED` constant, so `geom_core::class_table` fills exactly those `g_class` slots
+//! and leaves the others NULL, as a C class would.
+//!
+//! ```ignore
+//! #[geom_class]
+//! impl GeomClass for Nop {
+//!     const NAME: &'static CStr = c"NOP";
+//!     type Softc = NopGeom;
+//!     fn init(_: &mut Topology) -> Self { Nop }
+//!     fn ctlreq(cls: &Class<Self>, topo: &mut Topology, req: &mut Gctl<'_>, verb: &CStr) { ... }
+//! }
+//! ```
+//!
+//! The module declaration that C's `DECLARE_GEOM_CLASS` emits arrives with the kernel-module
+//! issue.
+
+use proc_macro::TokenStream;
+use quote::quote;
+use syn::{parse_macro_input, ImplItem, ItemImpl};
+
+/// Record the methods an impl of `GeomClass` or `Geom` writes in its `IMPLEMENTED` constant.
+#[proc_macro_attribute]
+pub fn geom_class(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        let e = syn::Error::new(proc_macro2::Span::call_site(), "#[geom_class] takes no arguments");
+        return e.to_compile_error().into();
+    }
+    let mut imp = parse_macro_input!(item as ItemImpl);
+    let Some((_, trait_path, _)) = &imp.trait_ else {
+        let e = syn::Error::new_spanned(
+            &imp.self_ty,
+            "#[geom_class] goes on `impl GeomClass for ...` or `impl Geom for ...`",
+        );
+        return e.to_compile_error().into();
+    };
+    let trait_name = trait_path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+    if trait_name != "GeomClass" && trait_name != "Geom" {
+        let e = syn::Error::new_spanned(
+            trait_path,
+            "#[geom_class] goes on `impl GeomClass for ...` or `impl Geom for ...`",
+        );
+        return e.to_compile_error().into();
+    }
+    let names: Vec<String> = imp
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            ImplItem::Fn(f) => Some(f.sig.ident.to_string()),
+            _ => None,
+        })
+        .collect();
+    let konst: ImplItem = syn::parse_quote! {
+        const IMPLEMENTED: ::geom_core::Methods = ::geom_core::Methods::from_names(&[#(#names),*]);
+    };
+    imp.items.push(konst);
+    quote!(#imp).into()
+}
