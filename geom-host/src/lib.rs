@@ -17,6 +17,7 @@
 
 mod biomem;
 pub mod bioq;
+mod classes;
 mod confxml;
 pub mod disk;
 mod events;

@@ -237,6 +237,20 @@ pub unsafe extern "C" fn geom_rs_wakeup_one(chan: *const c_void) {
     kernel().sleepq.wakeup(chan as usize);
 }
 
+/// `arc4random()`: from the runtime's seeded generator (splitmix64).
+#[no_mangle]
+pub unsafe extern "C" fn geom_rs_random() -> u32 {
+    let k = kernel();
+    let x = k
+        .random
+        .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as u32
+}
+
 /// `kproc_create`: a worker thread of the calling runtime running `func(arg)`.
 #[no_mangle]
 pub unsafe extern "C" fn geom_rs_kthread_create(

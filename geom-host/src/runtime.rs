@@ -34,6 +34,8 @@ pub struct RuntimeConfig {
     pub direct_dispatch: bool,
     /// Echo the kernel console (`printf`) to stderr.
     pub echo_console: bool,
+    /// Seed of the runtime's random numbers (`arc4random` for classes).
+    pub seed: u64,
     /// How long shutdown waits for outstanding events and bios before it reports what is
     /// left as leaked.
     pub shutdown_grace: Duration,
@@ -47,6 +49,7 @@ impl Default for RuntimeConfig {
             direct_dispatch: true,
             echo_console: std::env::var_os("GEOM_HOST_QUIET").is_none(),
             shutdown_grace: Duration::from_secs(10),
+            seed: 0x5EED,
         }
     }
 }
@@ -136,6 +139,8 @@ pub(crate) struct Kernel {
     threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) console: Mutex<Vec<String>>,
     pub(crate) next_name: AtomicU64,
+    /// State of `arc4random`.
+    pub(crate) random: AtomicU64,
     /// Consumers opened by user handles, closed by force at shutdown.
     pub(crate) user_consumers: Mutex<HashMap<usize, Arc<AtomicBool>>>,
 }
@@ -462,6 +467,7 @@ impl Default for Runtime {
 impl Runtime {
     /// Start a runtime: its topology, and its `g_event`, `g_down` and `g_up` threads.
     pub fn new(config: RuntimeConfig) -> Runtime {
+        let seed = config.seed;
         let k = Arc::new(Kernel {
             inv: Invariants::new(config.policy),
             config,
@@ -484,6 +490,7 @@ impl Runtime {
             threads: Mutex::new(Vec::new()),
             console: Mutex::new(Vec::new()),
             next_name: AtomicU64::new(0),
+            random: AtomicU64::new(seed),
             user_consumers: Mutex::new(HashMap::new()),
         });
         // SAFETY: no thread runs yet, so nobody else can touch the state; the TAILQ head gets
@@ -550,6 +557,15 @@ impl Runtime {
     pub unsafe fn load_class_raw(&self, mp: *const g_class) -> Result<(), i32> {
         let origin = mp as usize;
         self.run(move |t| crate::topology::load_class(t.k, origin as *const g_class))
+    }
+
+    /// Load a class written with the safe API (`geom_core::GeomClass`), as `kldload` of its
+    /// module would. Its `g_class` is built once per process by `geom_core::class_table`.
+    pub fn load<C: geom_core::GeomClass>(&self) -> Result<(), i32> {
+        let table = crate::classes::table::<C>();
+        // SAFETY: the table comes from class_table::<C>(): valid, static, and its trampolines
+        // keep the KPI's contracts.
+        unsafe { self.load_class_raw(table) }
     }
 
     /// Unload a class by name (`g_unload_class`): refused with `EBUSY` while any of its
