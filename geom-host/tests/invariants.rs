@@ -229,7 +229,10 @@ fn child_scenario() {
         Ok("deliver-twice") => {
             let rt = runtime("abort-twice");
             let h = stack(&rt, &TWICE);
+            // start runs on g_down: the first delivery may wake this reader just before
+            // g_down reaches the second one, so wait for the abort rather than race it.
             let _ = h.read(0, 512);
+            std::thread::sleep(std::time::Duration::from_secs(20));
             unreachable!("the runtime should have aborted");
         }
         Ok("no-runtime") => {

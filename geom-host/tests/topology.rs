@@ -120,9 +120,10 @@ fn orphaning_a_disk_with_io_in_flight_withers_the_stack_cleanly() {
     let h = Arc::new(rt.open("md0.pass", 1, 1, 0).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..4u64)
         .map(|t| {
-            let (h, stop, ok) = (Arc::clone(&h), Arc::clone(&stop), Arc::clone(&ok));
+            let (h, stop, ok, failed) = (Arc::clone(&h), Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed));
             std::thread::spawn(move || {
                 let mut rng = Rng::new(t);
                 let mut errors = 0;
@@ -135,6 +136,7 @@ fn orphaning_a_disk_with_io_in_flight_withers_the_stack_cleanly() {
                         Err(e) => {
                             assert_eq!(e, errno::ENXIO, "I/O after the orphan fails with ENXIO");
                             errors += 1;
+                            failed.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
@@ -147,7 +149,10 @@ fn orphaning_a_disk_with_io_in_flight_withers_the_stack_cleanly() {
     }
     // Pull the disk out from under the open stack, as `mdconfig -d -o force` does.
     rt.md_destroy_forced("md0").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while failed.load(Ordering::Relaxed) < 4 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
     stop.store(true, Ordering::Relaxed);
     let errors: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
     assert!(errors > 0, "the workers saw the disk go");
