@@ -335,30 +335,34 @@ unsafe extern "C" fn access_tramp<C: GeomClass>(pp: *mut g_provider, dr: c_int, 
     }
 }
 
-unsafe extern "C" fn orphan_tramp<C: GeomClass>(cp: *mut g_consumer) {
-    // SAFETY: GEOM calls orphan with the topology lock held on one of our live consumers.
+/// orphan and spoiled: call the geom's method, or wither a geom whose state is already gone.
+///
+/// # Safety
+/// GEOM is calling one of these methods: topology lock held, `cp` one of our live consumers.
+unsafe fn consumer_event<C: GeomClass>(
+    cp: *mut g_consumer,
+    method: impl FnOnce(&C::Softc, &mut Topology, GeomRef<C>, Consumer),
+) {
+    // SAFETY: caller's contract.
     unsafe {
         let gp = (*cp).geom;
         let mut topo = Topology::assume_locked();
         let g = GeomRef::<C>::from_raw(gp);
         match softc_of::<C>(gp) {
-            Some(sc) => sc.orphan(&mut topo, g, Consumer::from_raw(cp)),
+            Some(sc) => method(sc, &mut topo, g, Consumer::from_raw(cp)),
             None => g.wither(&mut topo, Errno::ENXIO),
         }
     }
 }
 
+unsafe extern "C" fn orphan_tramp<C: GeomClass>(cp: *mut g_consumer) {
+    // SAFETY: GEOM calls orphan with the topology lock held on one of our live consumers.
+    unsafe { consumer_event::<C>(cp, |sc, topo, g, cp| sc.orphan(topo, g, cp)) }
+}
+
 unsafe extern "C" fn spoiled_tramp<C: GeomClass>(cp: *mut g_consumer) {
     // SAFETY: as for orphan.
-    unsafe {
-        let gp = (*cp).geom;
-        let mut topo = Topology::assume_locked();
-        let g = GeomRef::<C>::from_raw(gp);
-        match softc_of::<C>(gp) {
-            Some(sc) => sc.spoiled(&mut topo, g, Consumer::from_raw(cp)),
-            None => g.wither(&mut topo, Errno::ENXIO),
-        }
-    }
+    unsafe { consumer_event::<C>(cp, |sc, topo, g, cp| sc.spoiled(topo, g, cp)) }
 }
 
 unsafe extern "C" fn resize_tramp<C: GeomClass>(cp: *mut g_consumer) {
