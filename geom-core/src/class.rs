@@ -416,28 +416,18 @@ pub const fn class_table<C: GeomClass>() -> g_class {
     let cm = C::IMPLEMENTED;
     let gm = <C::Softc as Geom>::IMPLEMENTED;
     g_class {
-        name: C::NAME.as_ptr(),
-        version: sys::G_VERSION,
-        spare0: 0,
         taste: if cm.contains(Methods::TASTE) { Some(taste_tramp::<C>) } else { None },
-        #[cfg(freebsd_release = "14")]
-        config: None,
         ctlreq: if cm.contains(Methods::CTLREQ) { Some(ctlreq_tramp::<C>) } else { None },
         init: Some(init_tramp::<C>),
         fini: Some(fini_tramp::<C>),
         destroy_geom: if cm.contains(Methods::DESTROY_GEOM) { Some(destroy_geom_tramp::<C>) } else { None },
         start: Some(start_tramp::<C>),
         spoiled: if gm.contains(Methods::SPOILED) { Some(spoiled_tramp::<C>) } else { None },
-        attrchanged: None,
         dumpconf: if gm.contains(Methods::DUMPCONF) { Some(dumpconf_tramp::<C>) } else { None },
         access: Some(access_tramp::<C>),
         orphan: Some(orphan_tramp::<C>),
-        ioctl: None,
         providergone: Some(providergone_tramp::<C>),
         resize: if gm.contains(Methods::RESIZE) { Some(resize_tramp::<C>) } else { None },
-        spare1: ptr::null_mut(),
-        spare2: ptr::null_mut(),
-        class: sys::ListEntry::new(),
-        geom: sys::ListHead::new(),
+        ..g_class::named(C::NAME)
     }
 }

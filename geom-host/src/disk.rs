@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::ptr;
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, LazyLock, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use geom_core::sys::{
     self, bio, c_char, c_int, errno, g_class, g_consumer, g_geom, g_provider, gctl_req, sbuf, KernelCell,
@@ -378,18 +378,14 @@ unsafe extern "C" fn md_providergone(pp: *mut g_provider) {
 }
 
 /// The `MD` class: memory and file disks.
-static MD_CLASS: LazyLock<KernelCell<g_class>> = LazyLock::new(|| {
-    // SAFETY: g_class is plain C data; all-zero means "no methods".
-    let mut c: g_class = unsafe { std::mem::zeroed() };
-    c.name = c"MD".as_ptr();
-    c.version = sys::G_VERSION;
-    c.start = Some(md_start);
-    c.access = Some(md_access);
-    c.orphan = Some(md_orphan);
-    c.dumpconf = Some(md_dumpconf);
-    c.destroy_geom = Some(md_destroy_geom);
-    c.providergone = Some(md_providergone);
-    KernelCell::new(c)
+static MD_CLASS: KernelCell<g_class> = KernelCell::new(g_class {
+    start: Some(md_start),
+    access: Some(md_access),
+    orphan: Some(md_orphan),
+    dumpconf: Some(md_dumpconf),
+    destroy_geom: Some(md_destroy_geom),
+    providergone: Some(md_providergone),
+    ..g_class::named(c"MD")
 });
 
 fn open_store(cfg: &MdConfig) -> Result<(Store, u64), c_int> {

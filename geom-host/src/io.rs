@@ -583,14 +583,10 @@ unsafe extern "C" fn hostio_destroy_geom(_req: *mut sys::gctl_req, _mp: *mut g_c
 }
 
 /// The runtime's internal class for user handles (FreeBSD's `DEV` class plays this role).
-static HOSTIO_CLASS: std::sync::LazyLock<KernelCell<g_class>> = std::sync::LazyLock::new(|| {
-    // SAFETY: g_class is plain C data; all-zero means "no methods".
-    let mut c: g_class = unsafe { std::mem::zeroed() };
-    c.name = c"HOSTIO".as_ptr();
-    c.version = sys::G_VERSION;
-    c.destroy_geom = Some(hostio_destroy_geom);
-    c.orphan = Some(hostio_orphan);
-    KernelCell::new(c)
+static HOSTIO_CLASS: KernelCell<g_class> = KernelCell::new(g_class {
+    destroy_geom: Some(hostio_destroy_geom),
+    orphan: Some(hostio_orphan),
+    ..g_class::named(c"HOSTIO")
 });
 
 fn hostio_class(k: &Kernel) -> *mut g_class {

@@ -14,7 +14,6 @@
 
 use std::ffi::CStr;
 use std::ptr;
-use std::sync::LazyLock;
 
 use geom_core::sys::{
     self, bio, c_char, c_int, errno, g_class, g_consumer, g_geom, g_provider, gctl_req, links, sbuf, KernelCell,
@@ -215,19 +214,15 @@ unsafe extern "C" fn pass_ctlreq(req: *mut gctl_req, mp: *mut g_class, verb: *co
 }
 
 /// The `PASS` class's static `g_class`; runtimes copy it when they load it.
-static PASS_CLASS: LazyLock<KernelCell<g_class>> = LazyLock::new(|| {
-    // SAFETY: g_class is plain C data; all-zero means "no methods".
-    let mut c: g_class = unsafe { std::mem::zeroed() };
-    c.name = c"PASS".as_ptr();
-    c.version = sys::G_VERSION;
-    c.taste = Some(pass_taste);
-    c.ctlreq = Some(pass_ctlreq);
-    c.destroy_geom = Some(pass_destroy_geom);
-    c.start = Some(pass_start);
-    c.access = Some(pass_access);
-    c.orphan = Some(pass_orphan);
-    c.dumpconf = Some(pass_dumpconf);
-    KernelCell::new(c)
+static PASS_CLASS: KernelCell<g_class> = KernelCell::new(g_class {
+    taste: Some(pass_taste),
+    ctlreq: Some(pass_ctlreq),
+    destroy_geom: Some(pass_destroy_geom),
+    start: Some(pass_start),
+    access: Some(pass_access),
+    orphan: Some(pass_orphan),
+    dumpconf: Some(pass_dumpconf),
+    ..g_class::named(c"PASS")
 });
 
 /// The `PASS` class, for [`crate::Runtime::load_class_raw`].

@@ -7,7 +7,6 @@ mod common;
 use std::ffi::CStr;
 use std::process::Command;
 use std::ptr;
-use std::sync::LazyLock;
 
 use common::{collecting, runtime};
 use geom_core::sys::{self, bio, c_int, errno, g_class, g_consumer, g_geom, g_provider};
@@ -27,15 +26,13 @@ unsafe extern "C" fn orphan_wither(cp: *mut g_consumer) {
     unsafe { sys::g_wither_geom((*cp).geom, errno::ENXIO) };
 }
 
-fn class(name: &'static CStr, start: sys::g_start_t) -> TestClass {
-    // SAFETY: all-zero is a class with no methods.
-    let mut c: g_class = unsafe { std::mem::zeroed() };
-    c.name = name.as_ptr();
-    c.version = sys::G_VERSION;
-    c.start = Some(start);
-    c.access = Some(access_fwd);
-    c.orphan = Some(orphan_wither);
-    sys::KernelCell::new(c)
+const fn class(name: &'static CStr, start: sys::g_start_t) -> TestClass {
+    sys::KernelCell::new(g_class {
+        start: Some(start),
+        access: Some(access_fwd),
+        orphan: Some(orphan_wither),
+        ..g_class::named(name)
+    })
 }
 
 /// Load `class` and put one of its geoms, `bad`, over md0; return an open handle on it.
@@ -77,7 +74,7 @@ unsafe extern "C" fn start_deliver_twice(bp: *mut bio) {
         sys::g_io_deliver(bp, 0);
     }
 }
-static TWICE: LazyLock<TestClass> = LazyLock::new(|| class(c"TWICE", start_deliver_twice));
+static TWICE: TestClass = class(c"TWICE", start_deliver_twice);
 
 #[test]
 fn a_bio_delivered_twice_is_reported() {
@@ -96,7 +93,7 @@ fn a_bio_delivered_twice_is_reported() {
 unsafe extern "C" fn start_swallow(_bp: *mut bio) {
     // The planted bug: the request is neither passed on nor delivered.
 }
-static SWALLOW: LazyLock<TestClass> = LazyLock::new(|| class(c"SWALLOW", start_swallow));
+static SWALLOW: TestClass = class(c"SWALLOW", start_swallow);
 
 #[test]
 fn a_bio_alive_at_teardown_is_reported() {
@@ -127,7 +124,7 @@ unsafe extern "C" fn start_parent_early(bp: *mut bio) {
         sys::g_io_request(child, cp);
     }
 }
-static EARLY: LazyLock<TestClass> = LazyLock::new(|| class(c"EARLY", start_parent_early));
+static EARLY: TestClass = class(c"EARLY", start_parent_early);
 
 #[test]
 fn a_parent_delivered_with_children_in_flight_is_reported() {
@@ -154,7 +151,7 @@ unsafe extern "C" fn start_sleeps(bp: *mut bio) {
         sys::g_io_deliver(bp, error);
     }
 }
-static SLEEPY: LazyLock<TestClass> = LazyLock::new(|| class(c"SLEEPY", start_sleeps));
+static SLEEPY: TestClass = class(c"SLEEPY", start_sleeps);
 
 #[test]
 fn sleeping_in_start_is_reported() {

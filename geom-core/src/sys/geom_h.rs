@@ -109,6 +109,38 @@ pub struct g_class {
     pub geom: ListHead<g_geom>,
 }
 
+impl g_class {
+    /// A class named `name` with `G_VERSION` and no methods: the base to fill in with struct
+    /// update syntax (`g_class { start: Some(f), ..g_class::named(c"X") }`).
+    pub const fn named(name: &'static core::ffi::CStr) -> g_class {
+        g_class {
+            name: name.as_ptr(),
+            version: G_VERSION,
+            spare0: 0,
+            taste: None,
+            #[cfg(freebsd_release = "14")]
+            config: None,
+            ctlreq: None,
+            init: None,
+            fini: None,
+            destroy_geom: None,
+            start: None,
+            spoiled: None,
+            attrchanged: None,
+            dumpconf: None,
+            access: None,
+            orphan: None,
+            ioctl: None,
+            providergone: None,
+            resize: None,
+            spare1: core::ptr::null_mut(),
+            spare2: core::ptr::null_mut(),
+            class: ListEntry::new(),
+            geom: ListHead::new(),
+        }
+    }
+}
+
 // sys/geom/geom.h: common head of struct g_class.
 static_assertions::const_assert_eq!(core::mem::offset_of!(g_class, name), 0);
 static_assertions::const_assert_eq!(core::mem::offset_of!(g_class, version), 8);
