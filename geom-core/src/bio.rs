@@ -10,13 +10,15 @@
 //! so a bug in a class never leaves an issuer waiting forever.
 
 use core::ffi::CStr;
+use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicI64, AtomicPtr, AtomicU32, Ordering};
 
+use crate::class::Geom;
 use crate::context::IoCtx;
 use crate::error::{Errno, Result};
 use crate::handles::{Consumer, Provider};
-use crate::sys::{self, bio};
+use crate::sys::{self, bio, c_void};
 
 /// What a bio asks for (`bio_cmd`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,6 +238,22 @@ impl Request {
     }
 }
 
+impl Request {
+    /// Answer a `BIO_GETATTR` for `name` with a string (`g_handleattr_str`): copied with its
+    /// NUL, `EFAULT` when the issuer's buffer is too small. Returns the request back if it
+    /// asks for something else.
+    pub fn answer_attr_str(self, name: &CStr, value: &CStr) -> core::result::Result<(), Request> {
+        if self.cmd() != Cmd::GetAttr || self.attribute() != Some(name) {
+            return Err(self);
+        }
+        let bp = self.into_raw();
+        // SAFETY: we owned bp; g_handleattr delivers it since the name matches; length 0
+        // means a NUL-terminated string.
+        unsafe { sys::g_handleattr(bp, name.as_ptr(), value.as_ptr().cast(), 0) };
+        Ok(())
+    }
+}
+
 impl Drop for Request {
     fn drop(&mut self) {
         let msg = b"geom-rs: a request was dropped without being delivered; failing it with EIO\n";
@@ -278,7 +296,21 @@ impl Fanout {
     /// Clone the request for `offset..offset+length` on `cp`'s provider, with data starting
     /// `data_offset` bytes into the request's buffer (ignored for commands without data).
     /// `ENOMEM` when no bio can be had; the caller then aborts the whole fan-out.
-    pub fn add(&mut self, _cx: &IoCtx, cp: Consumer, offset: i64, length: i64, data_offset: usize) -> Result<()> {
+    pub fn add(&mut self, cx: &IoCtx, cp: Consumer, offset: i64, length: i64, data_offset: usize) -> Result<()> {
+        self.add_tagged(cx, cp, offset, length, data_offset, 0)
+    }
+
+    /// [`Fanout::add`] with a tag the class's [`Geom::done`](crate::Geom::done) sees on the
+    /// clone (a component number, a stripe index).
+    pub fn add_tagged(
+        &mut self,
+        _cx: &IoCtx,
+        cp: Consumer,
+        offset: i64,
+        length: i64,
+        data_offset: usize,
+        tag: usize,
+    ) -> Result<()> {
         let parent = self.request().bp.as_ptr();
         // SAFETY: we own the parent; g_clone_bio never sleeps and counts the child.
         unsafe {
@@ -286,12 +318,57 @@ impl Fanout {
             if child.is_null() {
                 return Err(Errno::ENOMEM);
             }
-            (*child).bio_offset = offset;
-            (*child).bio_length = length;
             if !(*child).bio_data.is_null() && (*child).bio_flags & sys::BIO_UNMAPPED == 0 {
                 (*child).bio_data = (*child).bio_data.add(data_offset);
             }
+            self.link(child, cp, offset, length, tag);
+        }
+        Ok(())
+    }
+
+    /// Clone the request for `offset..offset+length` on `cp`'s provider with a buffer of its
+    /// own (a bounce buffer, allocated without sleeping: `ENOMEM` when memory is short), and
+    /// return that buffer: a WRITE fills it before [`Fanout::send_to_done`]; a READ finds
+    /// what was read in it in [`Geom::done`](crate::Geom::done). The buffer is freed with the
+    /// clone. This is gstripe's "fast" mode: one bio per component instead of one per stripe.
+    pub fn add_bounce(&mut self, _cx: &IoCtx, cp: Consumer, offset: i64, length: i64, tag: usize) -> Result<&mut [u8]> {
+        let len = usize::try_from(length).map_err(|_| Errno::EINVAL)?;
+        let parent = self.request().bp.as_ptr();
+        // SAFETY: M_NOWAIT never sleeps; M_GEOM is the kernel's GEOM malloc type. The buffer
+        // is owned by the clone from here (freed by destroy_child), and we own the clone
+        // until it is sent, so handing out its buffer for the borrow of self is exclusive.
+        unsafe {
+            let buf = sys::platform::geom_rs_malloc(len.max(1), (&raw mut sys::M_GEOM).cast(), sys::M_NOWAIT);
+            if buf.is_null() {
+                return Err(Errno::ENOMEM);
+            }
+            let child = sys::g_clone_bio(parent);
+            if child.is_null() {
+                sys::platform::geom_rs_free(buf, (&raw mut sys::M_GEOM).cast());
+                return Err(Errno::ENOMEM);
+            }
+            (*child).bio_data = buf.cast();
+            (*child).bio_flags &= !sys::BIO_UNMAPPED;
+            (*child).bio_ma = ptr::null_mut();
+            (*child).bio_ma_n = 0;
+            (*child).bio_ma_offset = 0;
+            (*child).bio_cflags |= CFLAG_BOUNCE;
+            self.link(child, cp, offset, length, tag);
+            Ok(core::slice::from_raw_parts_mut(buf.cast::<u8>(), len))
+        }
+    }
+
+    /// Finish a new clone: its range, done hook, tag and consumer, and chain it for sending.
+    ///
+    /// # Safety
+    /// `child` is a fresh clone of our request, owned by us.
+    unsafe fn link(&mut self, child: *mut bio, cp: Consumer, offset: i64, length: i64, tag: usize) {
+        // SAFETY: caller's contract.
+        unsafe {
+            (*child).bio_offset = offset;
+            (*child).bio_length = length;
             (*child).bio_done = Some(fanout_child_done);
+            (*child).bio_caller1 = tag as *mut c_void;
             (*child).bio_caller2 = cp.as_ptr().cast();
             (*child).bio_queue.tqe_next = ptr::null_mut();
             if self.tail.is_null() {
@@ -301,7 +378,6 @@ impl Fanout {
             }
             self.tail = child;
         }
-        Ok(())
     }
 
     /// How many clones have been made.
@@ -315,7 +391,18 @@ impl Fanout {
     }
 
     /// Send every clone. With no clones, the request completes at once (nothing to do).
-    pub fn send(mut self) {
+    pub fn send(self) {
+        self.send_with(None);
+    }
+
+    /// Send every clone, and when the last is home call `G::done` with all of them (and the
+    /// request) before the request is delivered: custom completion logic, such as copying
+    /// bounce buffers back into the request (see [`Fanout::add_bounce`]).
+    pub fn send_to_done<G: Geom>(self) {
+        self.send_with(Some(done_tramp::<G>));
+    }
+
+    fn send_with(mut self, hook: Option<DoneHook>) {
         let Some(parent) = self.parent.take() else { return };
         let mut child = core::mem::replace(&mut self.head, ptr::null_mut());
         self.tail = ptr::null_mut();
@@ -324,9 +411,18 @@ impl Fanout {
             return;
         }
         // From here the children own the parent: the last one home delivers it.
-        let _ = parent.into_raw();
+        let pbp = parent.into_raw();
+        // SAFETY: we owned the parent until this point; bio_driver1/2 are ours as the
+        // provider handling it. No clone has been sent yet, so nothing reads them concurrently.
+        unsafe {
+            (*pbp).bio_driver1 = match hook {
+                Some(h) => h as *mut c_void,
+                None => ptr::null_mut(),
+            };
+            (*pbp).bio_driver2 = ptr::null_mut();
+        }
         while !child.is_null() {
-            // SAFETY: each clone is ours until sent; its consumer was stored by add().
+            // SAFETY: each clone is ours until sent; its consumer was stored by link().
             unsafe {
                 let next = (*child).bio_queue.tqe_next;
                 (*child).bio_queue.tqe_next = ptr::null_mut();
@@ -355,7 +451,7 @@ impl Fanout {
                 let next = (*child).bio_queue.tqe_next;
                 let parent = (*child).bio_parent;
                 (*parent).bio_children -= 1;
-                sys::g_destroy_bio(child);
+                destroy_child(child);
                 child = next;
             }
         }
@@ -371,11 +467,33 @@ impl Drop for Fanout {
     }
 }
 
+/// `bio_cflags` bit of a clone whose buffer is a bounce buffer it owns.
+const CFLAG_BOUNCE: u16 = 0x8000;
+
+/// What `bio_driver1` of a fanned-out request holds when the class wants its children.
+type DoneHook = unsafe fn(parent: *mut bio);
+
+/// Destroy a clone and the bounce buffer it may own.
+///
+/// # Safety
+/// `child` is a clone made by a [`Fanout`], owned by the caller, not used afterwards.
+unsafe fn destroy_child(child: *mut bio) {
+    // SAFETY: caller's contract; a bounce buffer was malloc'ed with M_GEOM by add_bounce.
+    unsafe {
+        if (*child).bio_cflags & CFLAG_BOUNCE != 0 && !(*child).bio_data.is_null() {
+            sys::platform::geom_rs_free((*child).bio_data.cast(), (&raw mut sys::M_GEOM).cast());
+        }
+        sys::g_destroy_bio(child);
+    }
+}
+
 /// The `bio_done` of every clone a [`Fanout`] sends.
 unsafe extern "C" fn fanout_child_done(child: *mut bio) {
     // SAFETY: GEOM calls bio_done once per completed clone; the parent stays alive until its
     // last child is folded in below (only then is it delivered). The parent's count fields
     // are shared by clones completing on different threads, so they are updated atomically.
+    // With a done hook, each clone is pushed on the parent's list (bio_driver2, linked through
+    // the clone's bio_queue) before it is counted, so the last one finds them all.
     unsafe {
         let parent = (*child).bio_parent;
         let e = (*child).error();
@@ -384,14 +502,166 @@ unsafe extern "C" fn fanout_child_done(child: *mut bio) {
             let _ = perr.compare_exchange(0, e, Ordering::AcqRel, Ordering::Acquire);
         }
         AtomicI64::from_ptr(&raw mut (*parent).bio_completed).fetch_add((*child).bio_completed, Ordering::AcqRel);
-        sys::g_destroy_bio(child);
+        let hook = (*parent).bio_driver1;
+        if hook.is_null() {
+            destroy_child(child);
+        } else {
+            let head = AtomicPtr::from_ptr((&raw mut (*parent).bio_driver2).cast::<*mut bio>());
+            let mut cur = head.load(Ordering::Acquire);
+            loop {
+                (*child).bio_queue.tqe_next = cur;
+                match head.compare_exchange_weak(cur, child, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => break,
+                    Err(now) => cur = now,
+                }
+            }
+        }
         let inbed = AtomicU32::from_ptr(&raw mut (*parent).bio_inbed).fetch_add(1, Ordering::AcqRel) + 1;
         if inbed == (*parent).bio_children {
+            if !hook.is_null() {
+                let hook: DoneHook = core::mem::transmute::<*mut c_void, DoneHook>(hook);
+                hook(parent);
+                let mut c = core::mem::replace(&mut (*parent).bio_driver2, ptr::null_mut()).cast::<bio>();
+                while !c.is_null() {
+                    let next = (*c).bio_queue.tqe_next;
+                    destroy_child(c);
+                    c = next;
+                }
+                (*parent).bio_driver1 = ptr::null_mut();
+            }
             let e = AtomicI32::from_ptr(bio::error_ptr(parent)).load(Ordering::Acquire);
             if e == 0 {
                 (*parent).bio_completed = (*parent).bio_completed.clamp(0, (*parent).bio_length.max(0));
             }
             sys::g_io_deliver(parent, e);
         }
+    }
+}
+
+/// Calls `G::done` for a request whose clones are all home.
+///
+/// # Safety
+/// `parent` is a request of one of `G`'s providers, all of whose clones are on its
+/// `bio_driver2` list; we are in done context.
+unsafe fn done_tramp<G: Geom>(parent: *mut bio) {
+    // SAFETY: caller's contract; the geom and its softc live while a request is in flight.
+    unsafe {
+        let gp = (*(*parent).bio_to).geom;
+        let sc = (*gp).softc as *const G;
+        let mut children = Children { parent, _life: PhantomData };
+        match sc.as_ref() {
+            Some(sc) => sc.done(&IoCtx::assume(), &mut children),
+            None => children.fail(Errno::ENXIO),
+        }
+    }
+}
+
+/// A request whose clones are all home, as [`Geom::done`] sees it: the request's buffer,
+/// and each clone with its tag, range, result and data. Runs in done context.
+pub struct Children<'a> {
+    parent: *mut bio,
+    _life: PhantomData<&'a mut bio>,
+}
+
+/// One clone of a [`Children`] set.
+pub struct Child<'a> {
+    bp: &'a bio,
+}
+
+impl Children<'_> {
+    /// The request's command.
+    pub fn cmd(&self) -> Cmd {
+        // SAFETY: the parent is live and ours until delivered (type invariant).
+        Cmd::from_raw(unsafe { (*self.parent).bio_cmd })
+    }
+
+    /// The request's offset.
+    pub fn offset(&self) -> i64 {
+        // SAFETY: as above.
+        unsafe { (*self.parent).bio_offset }
+    }
+
+    /// The request's length.
+    pub fn length(&self) -> i64 {
+        // SAFETY: as above.
+        unsafe { (*self.parent).bio_length }
+    }
+
+    /// The first error a clone (or [`Children::fail`]) recorded.
+    pub fn error(&self) -> Option<Errno> {
+        // SAFETY: as above; every clone is home, so nothing writes the error concurrently.
+        Errno::new(unsafe { (*self.parent).error() })
+    }
+
+    /// Fail the request with `e` unless it already failed.
+    pub fn fail(&mut self, e: Errno) {
+        // SAFETY: as above.
+        unsafe {
+            if (*self.parent).error() == 0 {
+                (*self.parent).set_error(e.get());
+            }
+        }
+    }
+
+    /// Visit every clone (in no particular order) with the request's buffer (empty for
+    /// requests without mapped data).
+    pub fn for_each(&mut self, mut f: impl FnMut(&mut [u8], &Child<'_>)) {
+        // SAFETY: all clones are home and on the list; we have the only access to them and
+        // to the request until it is delivered (after this returns).
+        unsafe {
+            let p = &*self.parent;
+            let data: &mut [u8] = if p.bio_data.is_null() || p.bio_flags & sys::BIO_UNMAPPED != 0 || p.bio_length <= 0 {
+                &mut []
+            } else {
+                core::slice::from_raw_parts_mut(p.bio_data.cast::<u8>(), p.bio_length as usize)
+            };
+            let mut c = p.bio_driver2.cast::<bio>();
+            while !c.is_null() {
+                f(data, &Child { bp: &*c });
+                c = (*c).bio_queue.tqe_next;
+            }
+        }
+    }
+}
+
+impl Child<'_> {
+    /// The tag given to [`Fanout::add_tagged`] or [`Fanout::add_bounce`].
+    pub fn tag(&self) -> usize {
+        self.bp.bio_caller1 as usize
+    }
+
+    /// Offset on the provider below.
+    pub fn offset(&self) -> i64 {
+        self.bp.bio_offset
+    }
+
+    /// Length.
+    pub fn length(&self) -> i64 {
+        self.bp.bio_length
+    }
+
+    /// Bytes done.
+    pub fn completed(&self) -> i64 {
+        self.bp.bio_completed
+    }
+
+    /// Its error.
+    pub fn error(&self) -> Option<Errno> {
+        Errno::new(self.bp.error())
+    }
+
+    /// Its data: its bounce buffer, or its window of the request's buffer.
+    pub fn data(&self) -> &[u8] {
+        let b = self.bp;
+        if b.bio_data.is_null() || b.bio_flags & sys::BIO_UNMAPPED != 0 || b.bio_length <= 0 {
+            return &[];
+        }
+        // SAFETY: a clone's data holds bio_length bytes while we own it.
+        unsafe { core::slice::from_raw_parts(b.bio_data.cast::<u8>(), b.bio_length as usize) }
+    }
+
+    /// Does it carry its own (bounce) buffer?
+    pub fn is_bounce(&self) -> bool {
+        self.bp.bio_cflags & CFLAG_BOUNCE != 0
     }
 }

@@ -16,12 +16,14 @@ use alloc::boxed::Box;
 use core::ffi::{c_char, c_int, CStr};
 use core::ptr;
 
-use crate::bio::Request;
-use crate::context::{IoCtx, Topology};
+use crate::bio::{Children, Request};
+use crate::context::{IoCtx, SleepCtx, Topology};
 use crate::ctl::Gctl;
 use crate::error::{Errno, Result};
 use crate::handles::{Consumer, GeomRef, Provider};
+use crate::metadata::{read_last_sector, write_last_sector, MetaError, Metadata};
 use crate::sys::{self, bio, g_class, g_consumer, g_geom, g_provider, gctl_req, sbuf};
+use crate::verbs::{check_version, Verbs};
 use crate::xml::{Dump, XmlWriter};
 
 bitflags::bitflags! {
@@ -80,10 +82,16 @@ impl Methods {
 pub trait GeomClass: Sized + Send + Sync + 'static {
     /// The class name (`c"STRIPE"`).
     const NAME: &'static CStr;
+    /// The class version geom(8)'s class library sends with every request (`G_STRIPE_VERSION`
+    /// and the like); a request with another one is refused before [`GeomClass::ctlreq`]
+    /// runs. `None`: not checked.
+    const VERSION: Option<u32> = None;
     /// The methods this impl writes (set by `#[geom_macros::geom_class]`).
     const IMPLEMENTED: Methods = Methods::empty();
     /// The state of one geom of this class (its softc).
     type Softc: Geom<Class = Self>;
+    /// The class's verbs, declared once (see [`crate::verbs`]); [`crate::NoVerbs`] for none.
+    type Verb: Verbs;
 
     /// The class is being loaded: make its state.
     fn init(topo: &mut Topology) -> Self;
@@ -97,8 +105,9 @@ pub trait GeomClass: Sized + Send + Sync + 'static {
         None
     }
 
-    /// A geom(8) request for this class.
-    fn ctlreq(_cls: &Class<Self>, _topo: &mut Topology, _req: &mut Gctl<'_>, _verb: &CStr) {}
+    /// A geom(8) request for this class, already checked and parsed into one of its verbs.
+    /// Errors are reported with [`Gctl::error`].
+    fn ctlreq(_cls: &Class<Self>, _topo: &mut Topology, _req: &mut Gctl<'_>, _verb: Self::Verb) {}
 
     /// The class is being unloaded: destroy `gp`, or refuse (`EBUSY` while it is open).
     fn destroy_geom(_cls: &Class<Self>, _topo: &mut Topology, _gp: GeomRef<Self>) -> Result<()> {
@@ -116,6 +125,12 @@ pub trait Geom: Sized + Send + Sync + 'static {
     /// A request arrived at one of the geom's providers. Runs on `g_down` or in the issuer's
     /// thread; must not sleep (the [`IoCtx`] token allows nothing that does).
     fn start(&self, cx: &IoCtx, req: Request);
+
+    /// Every clone of a request sent with [`Fanout::send_to_done`](crate::Fanout::send_to_done)
+    /// is home: look at them (copy bounce buffers back, check what each did, change the
+    /// result) before the framework delivers the request with the first error and frees the
+    /// clones. Runs in done context; must not sleep. The default does nothing.
+    fn done(&self, _cx: &IoCtx, _children: &mut Children<'_>) {}
 
     /// Open/close deltas on one of the geom's providers; an error refuses an open.
     fn access(
@@ -166,6 +181,16 @@ impl<C: GeomClass> core::ops::Deref for Class<C> {
 }
 
 impl<C: GeomClass> Class<C> {
+    /// The state of a loaded class.
+    ///
+    /// # Safety
+    /// `mp` is a loaded `g_class` made from [`class_table::<C>`](class_table), and the
+    /// topology lock is held while the reference is used.
+    pub unsafe fn from_raw<'a>(mp: *mut g_class) -> Option<&'a Class<C>> {
+        // SAFETY: caller's contract; spare1 is NULL before init and after fini.
+        unsafe { ((*mp).spare1 as *const Class<C>).as_ref() }
+    }
+
     /// The raw `g_class`.
     pub fn as_ptr(&self) -> *mut g_class {
         self.mp
@@ -218,6 +243,64 @@ impl<C: GeomClass> Class<C> {
     /// A geom of this class by name (not withering).
     pub fn geom_by_name(&self, topo: &Topology, name: &CStr) -> Option<GeomRef<C>> {
         self.geoms(topo).find(|g| g.name() == name && !g.is_withering(topo))
+    }
+
+    /// Read `M` from the last sector of `pp` the way a C class's taste does: a scratch geom
+    /// (`"<class>:taste"`, no state) with a consumer attached to `pp` and opened for reading,
+    /// the topology lock dropped around the read, and everything torn down again before
+    /// returning.
+    pub fn taste_metadata<M: Metadata>(&self, topo: &mut Topology, pp: Provider) -> core::result::Result<M, MetaError> {
+        self.with_scratch_consumer(topo, pp, (1, 0, 0), |cx, cp| read_last_sector::<M>(cx, cp))
+    }
+
+    /// Write `md` into the last sector of `pp` (a kernel-side `label`), through a scratch
+    /// consumer opened for writing with the topology lock dropped around the write. Fails
+    /// with `EPERM` while someone holds `pp` exclusively.
+    pub fn store_metadata<M: Metadata>(
+        &self,
+        topo: &mut Topology,
+        pp: Provider,
+        md: &M,
+    ) -> core::result::Result<(), MetaError> {
+        self.with_scratch_consumer(topo, pp, (0, 1, 0), |cx, cp| write_last_sector(cx, cp, md))
+    }
+
+    /// Run `f` with a consumer of a stateless scratch geom attached to `pp` and opened with
+    /// `acc`, the topology lock dropped; tear it all down afterwards. Orphan events for `pp`
+    /// cannot be handled meanwhile (they run on the event thread, which is ours while a
+    /// class method runs), so the scratch objects stay valid.
+    fn with_scratch_consumer<R>(
+        &self,
+        topo: &mut Topology,
+        pp: Provider,
+        acc: (i32, i32, i32),
+        f: impl FnOnce(&SleepCtx, Consumer) -> core::result::Result<R, MetaError>,
+    ) -> core::result::Result<R, MetaError> {
+        // SAFETY: topology lock held (token); the class is loaded. The scratch geom has no
+        // softc, so a request reaching it would fail with ENXIO; it has no provider anyway.
+        let gp = unsafe { sys::g_new_geomf(self.mp, c"%s:taste".as_ptr(), C::NAME.as_ptr()) };
+        // SAFETY: gp is our live geom of class C, without state.
+        let g = unsafe { GeomRef::<C>::from_raw(gp) };
+        let cp = g.new_consumer(topo);
+        let result = match cp.attach(topo, pp) {
+            Err(e) => Err(MetaError::Io(e)),
+            Ok(()) => {
+                let r = match cp.access(topo, acc.0, acc.1, acc.2) {
+                    Err(e) => Err(MetaError::Io(e)),
+                    Ok(()) => {
+                        let r = topo.unlocked(|cx| f(cx, cp));
+                        // Closing what we opened cannot fail.
+                        let _ = cp.access(topo, -acc.0, -acc.1, -acc.2);
+                        r
+                    }
+                };
+                cp.detach(topo);
+                r
+            }
+        };
+        cp.destroy(topo);
+        g.destroy(topo);
+        result
     }
 }
 
@@ -287,7 +370,14 @@ unsafe extern "C" fn ctlreq_tramp<C: GeomClass>(req: *mut gctl_req, mp: *mut g_c
     unsafe {
         let mut topo = Topology::assume_locked();
         let mut g = Gctl::from_raw(req);
-        C::ctlreq(class_of::<C>(mp), &mut topo, &mut g, CStr::from_ptr(verb));
+        if let Some(v) = C::VERSION {
+            if !check_version(&mut g, v) {
+                return;
+            }
+        }
+        if let Some(parsed) = C::Verb::from_gctl(&mut g, CStr::from_ptr(verb)) {
+            C::ctlreq(class_of::<C>(mp), &mut topo, &mut g, parsed);
+        }
     }
 }
 

@@ -22,6 +22,17 @@ impl Gctl<'_> {
         Gctl { req, _life: core::marker::PhantomData }
     }
 
+    /// A parameter's raw bytes, if present.
+    pub fn param(&self, name: &CStr) -> Option<&[u8]> {
+        let mut len: c_int = 0;
+        // SAFETY: live request (invariant); gctl_get_param does not record errors, and a
+        // non-NULL value holds len bytes that live as long as the request.
+        unsafe {
+            let p = sys::gctl_get_param(self.req, name.as_ptr(), &mut len);
+            (!p.is_null() && len >= 0).then(|| core::slice::from_raw_parts(p.cast::<u8>(), len as usize))
+        }
+    }
+
     /// A parameter of exactly `N` bytes, if present with that size.
     fn fixed<const N: usize>(&self, name: &CStr) -> Option<[u8; N]> {
         let mut len: c_int = 0;

@@ -27,16 +27,24 @@ pub mod context;
 pub mod ctl;
 pub mod error;
 pub mod handles;
+pub mod metadata;
+pub mod module;
 pub mod sys;
+pub mod verbs;
 pub mod xml;
 
-pub use bio::{BioFlags, Cmd, Fanout, Request};
+pub use bio::{BioFlags, Child, Children, Cmd, Fanout, Request};
 pub use class::{class_table, Class, Geom, GeomClass, Methods};
 pub use context::{IoCtx, MayWait, SleepCtx, Topology};
 pub use ctl::Gctl;
 pub use error::{Errno, Result};
 pub use handles::{Consumer, GeomBuf, GeomRef, Provider};
+pub use metadata::{MetaError, Metadata};
+pub use verbs::{NoVerbs, VerbArgs, Verbs};
 pub use xml::{Dump, XmlWriter};
+
+/// The derives and attribute of `geom-macros`, so a class needs only this crate.
+pub use geom_macros::{geom_class, VerbArgs, Verbs};
 
 /// `arc4random(9)`: 32 random bits. On the host the generator is seeded per runtime, so a
 /// run (and every fault a class draws) replays from its seed.

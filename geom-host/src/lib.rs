@@ -17,13 +17,13 @@
 
 mod biomem;
 pub mod bioq;
-mod classes;
 mod confxml;
 pub mod disk;
 mod events;
 pub mod gctl;
 pub mod invariants;
 mod io;
+pub mod modules;
 mod platform;
 pub mod raw_pass;
 mod runtime;
@@ -34,4 +34,5 @@ mod topology;
 pub use gctl::{CtlReply, CtlRequest, CtlValue};
 pub use invariants::{InvariantPolicy, Violation, ViolationKind};
 pub use io::Handle;
+pub use modules::LoadedModule;
 pub use runtime::{format_topology, BioResult, ConsumerInfo, GeomInfo, ProviderInfo, Runtime, RuntimeConfig, Topo};

@@ -143,6 +143,10 @@ pub(crate) struct Kernel {
     pub(crate) random: AtomicU64,
     /// Consumers opened by user handles, closed by force at shutdown.
     pub(crate) user_consumers: Mutex<HashMap<usize, Arc<AtomicBool>>>,
+    /// Modules loaded from their records (`kldstat`).
+    pub(crate) modules: Mutex<Vec<crate::modules::LoadedModule>>,
+    /// What the last `module_register_init` got back from `MOD_LOAD`.
+    pub(crate) module_error: Mutex<i32>,
 }
 
 // SAFETY: the raw pointers inside (topology, queued bios) are only dereferenced under the
@@ -492,6 +496,8 @@ impl Runtime {
             next_name: AtomicU64::new(0),
             random: AtomicU64::new(seed),
             user_consumers: Mutex::new(HashMap::new()),
+            modules: Mutex::new(Vec::new()),
+            module_error: Mutex::new(0),
         });
         // SAFETY: no thread runs yet, so nobody else can touch the state; the TAILQ head gets
         // its self-pointer now that the kernel has its final address inside the Arc.
@@ -557,15 +563,6 @@ impl Runtime {
     pub unsafe fn load_class_raw(&self, mp: *const g_class) -> Result<(), i32> {
         let origin = mp as usize;
         self.run(move |t| crate::topology::load_class(t.k, origin as *const g_class))
-    }
-
-    /// Load a class written with the safe API (`geom_core::GeomClass`), as `kldload` of its
-    /// module would. Its `g_class` is built once per process by `geom_core::class_table`.
-    pub fn load<C: geom_core::GeomClass>(&self) -> Result<(), i32> {
-        let table = crate::classes::table::<C>();
-        // SAFETY: the table comes from class_table::<C>(): valid, static, and its trampolines
-        // keep the KPI's contracts.
-        unsafe { self.load_class_raw(table) }
     }
 
     /// Unload a class by name (`g_unload_class`): refused with `EBUSY` while any of its

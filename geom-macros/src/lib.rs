@@ -20,15 +20,36 @@
 
 use proc_macro::TokenStream;
 use quote::quote;
-use syn::{parse_macro_input, ImplItem, ItemImpl};
+use syn::{parse_macro_input, DeriveInput, ImplItem, ItemImpl};
+
+mod module;
+mod verbs;
+
+/// Derive `geom_core::verbs::VerbArgs` for a struct of one verb's options (`#[opt(short =
+/// 'x', default = ..)]`) and positional arguments (`#[args(min = .., max = .., name = "..",
+/// dev)]`). See `geom_core::verbs`.
+#[proc_macro_derive(VerbArgs, attributes(opt, args))]
+pub fn derive_verb_args(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    verbs::derive_verb_args(input).unwrap_or_else(|e| e.to_compile_error()).into()
+}
+
+/// Derive `geom_core::verbs::Verbs` for an enum with one variant per verb, each holding its
+/// `VerbArgs` struct (`#[verb(name = "..")]` renames one, `#[verb(local)]` marks one handled
+/// in userland). See `geom_core::verbs`.
+#[proc_macro_derive(Verbs, attributes(verb))]
+pub fn derive_verbs(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    verbs::derive_verbs(input).unwrap_or_else(|e| e.to_compile_error()).into()
+}
 
 /// Record the methods an impl of `GeomClass` or `Geom` writes in its `IMPLEMENTED` constant.
 #[proc_macro_attribute]
 pub fn geom_class(attr: TokenStream, item: TokenStream) -> TokenStream {
-    if !attr.is_empty() {
-        let e = syn::Error::new(proc_macro2::Span::call_site(), "#[geom_class] takes no arguments");
-        return e.to_compile_error().into();
-    }
+    let opts = match module::ModuleOptions::parse(attr.into()) {
+        Ok(o) => o,
+        Err(e) => return e.to_compile_error().into(),
+    };
     let mut imp = parse_macro_input!(item as ItemImpl);
     let Some((_, trait_path, _)) = &imp.trait_ else {
         let e = syn::Error::new_spanned(
@@ -57,5 +78,12 @@ pub fn geom_class(attr: TokenStream, item: TokenStream) -> TokenStream {
         const IMPLEMENTED: ::geom_core::Methods = ::geom_core::Methods::from_names(&[#(#names),*]);
     };
     imp.items.push(konst);
-    quote!(#imp).into()
+    if trait_name != "GeomClass" {
+        return quote!(#imp).into();
+    }
+    let module = match module::declaration(&imp, opts) {
+        Ok(m) => m,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    quote!(#imp #module).into()
 }

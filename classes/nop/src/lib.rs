@@ -26,17 +26,19 @@ extern crate alloc;
 
 use alloc::ffi::CString;
 use alloc::format;
+use alloc::vec::Vec;
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use geom_core::{
-    Class, Cmd, Consumer, Dump, Errno, Fanout, Gctl, Geom, GeomClass, GeomRef, IoCtx, Provider, Request, Result,
-    Topology, XmlWriter,
+    geom_class, Class, Cmd, Consumer, Dump, Errno, Fanout, Gctl, Geom, GeomClass, GeomRef, IoCtx, Provider, Request,
+    Result, Topology, VerbArgs, Verbs, XmlWriter,
 };
-use geom_macros::geom_class;
 
 /// `G_NOP_VERSION`: what geom(8)'s nop library sends as "version".
-pub const G_NOP_VERSION: i32 = 4;
+pub const G_NOP_VERSION: u32 = 4;
+/// `G_NOP_SUFFIX`: appended to the provider's name to name the device.
+pub const G_NOP_SUFFIX: &str = ".nop";
 
 /// The NOP class (it keeps no class-wide state).
 pub struct Nop;
@@ -49,6 +51,9 @@ struct Knobs {
     wfailprob: AtomicU32,
     /// 0: off; otherwise requests left until every read and write fails.
     count_until_fail: AtomicU64,
+    rdelayprob: AtomicU32,
+    wdelayprob: AtomicU32,
+    delaymsec: AtomicU32,
 }
 
 /// Counters shown by `list` and cleared by `reset`.
@@ -68,6 +73,8 @@ struct Stats {
 pub struct NopGeom {
     cp: Consumer,
     offset: i64,
+    /// What `GEOM::physpath` answers; `None` passes the question down.
+    physpath: Option<CString>,
     knobs: Knobs,
     stats: Stats,
 }
@@ -129,6 +136,13 @@ impl Geom for NopGeom {
             req.fail(Errno::new(k.error.load(Relaxed)).unwrap_or(Errno::EIO));
             return;
         }
+        let req = match &self.physpath {
+            Some(path) => match req.answer_attr_str(c"GEOM::physpath", path) {
+                Ok(()) => return,
+                Err(req) => req,
+            },
+            None => req,
+        };
         let (off, len) = (req.offset() + self.offset, req.length());
         let mut f = Fanout::new(req);
         match f.add(cx, self.cp, off, len, 0) {
@@ -151,6 +165,9 @@ impl Geom for NopGeom {
         xml.element("WriteFailProb", k.wfailprob.load(Relaxed));
         xml.element("CountUntilFail", k.count_until_fail.load(Relaxed));
         xml.element("Error", k.error.load(Relaxed));
+        xml.element("DelayMsec", k.delaymsec.load(Relaxed));
+        xml.element("ReadDelayedProb", k.rdelayprob.load(Relaxed));
+        xml.element("WriteDelayedProb", k.wdelayprob.load(Relaxed));
         xml.element("Offset", self.offset);
         xml.element("Reads", s.reads.load(Relaxed));
         xml.element("Writes", s.writes.load(Relaxed));
@@ -163,114 +180,215 @@ impl Geom for NopGeom {
     }
 }
 
-/// Options of `create` and `configure`, as geom(8) sends them (numbers are `intmax_t`).
-struct Options {
+/// Put a NOP device on top of each provider (`geom nop create`).
+#[derive(VerbArgs)]
+pub struct Create {
+    /// Fail every read and write after this many more requests (-1: off).
+    #[opt(short = 'c', default = -1)]
+    pub count_until_fail: i64,
+    /// How long a delayed request waits, in milliseconds.
+    #[opt(short = 'd', default = -1)]
+    pub delaymsec: i64,
+    /// The errno failed requests get (-1: EIO).
+    #[opt(short = 'e', default = -1)]
+    pub error: i64,
+    /// Where the device starts on the provider, in bytes.
+    #[opt(short = 'o', default = 0)]
+    pub offset: i64,
+    /// The stripe size the device advertises.
+    #[opt(short = 'p', default = 0)]
+    pub stripesize: i64,
+    /// The stripe offset the device advertises.
+    #[opt(short = 'P', default = 0)]
+    pub stripeoffset: i64,
+    /// Percentage of reads delayed by `delaymsec`.
+    #[opt(short = 'q', default = -1)]
+    pub rdelayprob: i64,
+    /// Percentage of reads failed with `error`.
+    #[opt(short = 'r', default = -1)]
+    pub rfailprob: i64,
+    /// The device's size in bytes (0: the rest of the provider).
+    #[opt(short = 's', default = 0)]
+    pub size: i64,
+    /// The device's sector size (0: the provider's).
+    #[opt(short = 'S', default = 0)]
+    pub secsize: i64,
+    /// Percentage of writes failed with `error`.
+    #[opt(short = 'w', default = -1)]
+    pub wfailprob: i64,
+    /// Percentage of writes delayed by `delaymsec`.
+    #[opt(short = 'x', default = -1)]
+    pub wdelayprob: i64,
+    /// The physical path the device reports (left out: the provider's).
+    #[opt(short = 'z')]
+    pub physpath: Option<CString>,
+    /// The device's name (left out: `<provider>.nop`).
+    #[opt(short = 'Z')]
+    pub gnopname: Option<CString>,
+    /// Be verbose.
+    #[opt(short = 'v')]
+    pub verbose: bool,
+    /// The providers.
+    #[args(min = 1, name = "dev ...", dev)]
+    pub providers: Vec<CString>,
+}
+
+/// Change the fault knobs of running devices (`geom nop configure`).
+#[derive(VerbArgs)]
+pub struct Configure {
+    /// Fail every read and write after this many more requests (-1: unchanged).
+    #[opt(short = 'c', default = -1)]
+    pub count_until_fail: i64,
+    /// How long a delayed request waits, in milliseconds (-1: unchanged).
+    #[opt(short = 'd', default = -1)]
+    pub delaymsec: i64,
+    /// The errno failed requests get (-1: unchanged).
+    #[opt(short = 'e', default = -1)]
+    pub error: i64,
+    /// Percentage of reads delayed (-1: unchanged).
+    #[opt(short = 'q', default = -1)]
+    pub rdelayprob: i64,
+    /// Percentage of reads failed (-1: unchanged).
+    #[opt(short = 'r', default = -1)]
+    pub rfailprob: i64,
+    /// Percentage of writes failed (-1: unchanged).
+    #[opt(short = 'w', default = -1)]
+    pub wfailprob: i64,
+    /// Percentage of writes delayed (-1: unchanged).
+    #[opt(short = 'x', default = -1)]
+    pub wdelayprob: i64,
+    /// Be verbose.
+    #[opt(short = 'v')]
+    pub verbose: bool,
+    /// The devices.
+    #[args(min = 1, name = "prov ...", dev)]
+    pub providers: Vec<CString>,
+}
+
+/// Destroy devices (`geom nop destroy`).
+#[derive(VerbArgs)]
+pub struct Destroy {
+    /// Destroy a device even if it is open.
+    #[opt(short = 'f')]
+    pub force: bool,
+    /// Be verbose.
+    #[opt(short = 'v')]
+    pub verbose: bool,
+    /// The devices.
+    #[args(min = 1, name = "prov ...", dev)]
+    pub providers: Vec<CString>,
+}
+
+/// Clear the counters of devices (`geom nop reset`).
+#[derive(VerbArgs)]
+pub struct Reset {
+    /// Be verbose.
+    #[opt(short = 'v')]
+    pub verbose: bool,
+    /// The devices.
+    #[args(min = 1, name = "prov ...", dev)]
+    pub providers: Vec<CString>,
+}
+
+/// NOP's verbs, as FreeBSD's gnop(8) has them.
+#[derive(Verbs)]
+pub enum NopVerb {
+    /// `create`.
+    Create(Create),
+    /// `configure`.
+    Configure(Configure),
+    /// `destroy`.
+    Destroy(Destroy),
+    /// `reset`.
+    Reset(Reset),
+}
+
+/// The failure knobs a request sets, checked (-1: leave as is).
+struct KnobChange {
     error: i64,
     rfailprob: i64,
     wfailprob: i64,
     count_until_fail: i64,
-    offset: i64,
-    size: i64,
-    secsize: i64,
-    stripesize: i64,
-    stripeoffset: i64,
+    delaymsec: i64,
+    rdelayprob: i64,
+    wdelayprob: i64,
 }
 
-impl Options {
-    fn parse(req: &Gctl<'_>) -> Options {
-        let n = |name: &CStr, default: i64| req.intmax(name).unwrap_or(default);
-        Options {
-            error: n(c"error", -1),
-            rfailprob: n(c"rfailprob", -1),
-            wfailprob: n(c"wfailprob", -1),
-            count_until_fail: n(c"count_until_fail", -1),
-            offset: n(c"offset", 0),
-            size: n(c"size", 0),
-            secsize: n(c"secsize", 0),
-            stripesize: n(c"stripesize", 0),
-            stripeoffset: n(c"stripeoffset", 0),
-        }
-    }
-
-    /// Check and apply the failure knobs (-1: leave as is).
-    fn apply(&self, req: &mut Gctl<'_>, k: &Knobs) -> bool {
-        for (name, v) in [("rfailprob", self.rfailprob), ("wfailprob", self.wfailprob)] {
+impl KnobChange {
+    /// Check every value before changing anything.
+    fn check(&self, req: &mut Gctl<'_>) -> bool {
+        let percentages = [
+            ("rfailprob", self.rfailprob),
+            ("wfailprob", self.wfailprob),
+            ("rdelayprob", self.rdelayprob),
+            ("wdelayprob", self.wdelayprob),
+        ];
+        for (name, v) in percentages {
             if !(-1..=100).contains(&v) {
                 req.error(format_args!("Invalid '{name}' argument"));
                 return false;
             }
         }
-        if self.error < -1 || self.error > i32::MAX as i64 {
-            req.error(format_args!("Invalid '{}' argument", "error"));
-            return false;
-        }
-        if self.count_until_fail < -1 {
-            req.error(format_args!("Invalid '{}' argument", "count_until_fail"));
-            return false;
-        }
-        if self.error != -1 {
-            k.error.store(if self.error == 0 { Errno::EIO.get() } else { self.error as i32 }, Relaxed);
-        }
-        if self.rfailprob != -1 {
-            k.rfailprob.store(self.rfailprob as u32, Relaxed);
-        }
-        if self.wfailprob != -1 {
-            k.wfailprob.store(self.wfailprob as u32, Relaxed);
-        }
-        if self.count_until_fail != -1 {
-            k.count_until_fail.store(self.count_until_fail as u64, Relaxed);
+        let counts =
+            [("error", self.error), ("count_until_fail", self.count_until_fail), ("delaymsec", self.delaymsec)];
+        for (name, v) in counts {
+            if v < -1 || v > i64::from(i32::MAX) {
+                req.error(format_args!("Invalid '{name}' argument"));
+                return false;
+            }
         }
         true
     }
-}
 
-fn check_version(req: &mut Gctl<'_>) -> bool {
-    match req.int(c"version") {
-        None => {
-            req.error(format_args!("No '{}' argument.", "version"));
-            false
-        }
-        Some(G_NOP_VERSION) => true,
-        Some(_) => {
-            req.error(format_args!("Userland and kernel parts are out of sync."));
-            false
-        }
-    }
-}
-
-/// The positional arguments, or an error recorded in the request.
-fn args<'r>(req: &mut Gctl<'r>) -> Option<alloc::vec::Vec<CString>> {
-    let Some(n) = req.nargs() else {
-        req.error(format_args!("Missing nargs argument"));
-        return None;
-    };
-    if n == 0 {
-        req.error(format_args!("Missing device(s)."));
-        return None;
-    }
-    let mut v = alloc::vec::Vec::new();
-    for i in 0..n {
-        match req.arg(i) {
-            Some(a) => v.push(CString::from(a)),
-            None => {
-                req.error(format_args!("No 'arg{i}' argument."));
-                return None;
+    fn apply(&self, k: &Knobs) {
+        let set = |a: &AtomicU32, v: i64| {
+            if v != -1 {
+                a.store(v as u32, Relaxed);
             }
+        };
+        if self.error != -1 {
+            k.error.store(if self.error == 0 { Errno::EIO.get() } else { self.error as i32 }, Relaxed);
+        }
+        set(&k.rfailprob, self.rfailprob);
+        set(&k.wfailprob, self.wfailprob);
+        set(&k.rdelayprob, self.rdelayprob);
+        set(&k.wdelayprob, self.wdelayprob);
+        set(&k.delaymsec, self.delaymsec);
+        if self.count_until_fail != -1 {
+            k.count_until_fail.store(self.count_until_fail as u64, Relaxed);
         }
     }
-    Some(v)
 }
 
-/// Strip a leading "/dev/" as FreeBSD's tools accept it.
-fn devname(s: &CStr) -> &CStr {
-    let b = s.to_bytes_with_nul();
-    match b.strip_prefix(b"/dev/") {
-        Some(rest) => CStr::from_bytes_with_nul(rest).unwrap_or(s),
-        None => s,
+impl From<&Create> for KnobChange {
+    fn from(o: &Create) -> Self {
+        KnobChange {
+            error: o.error,
+            rfailprob: o.rfailprob,
+            wfailprob: o.wfailprob,
+            count_until_fail: o.count_until_fail,
+            delaymsec: o.delaymsec,
+            rdelayprob: o.rdelayprob,
+            wdelayprob: o.wdelayprob,
+        }
     }
 }
 
-fn create(cls: &Class<Nop>, topo: &mut Topology, req: &mut Gctl<'_>, name: &CStr, o: &Options) -> Result<()> {
+impl From<&Configure> for KnobChange {
+    fn from(o: &Configure) -> Self {
+        KnobChange {
+            error: o.error,
+            rfailprob: o.rfailprob,
+            wfailprob: o.wfailprob,
+            count_until_fail: o.count_until_fail,
+            delaymsec: o.delaymsec,
+            rdelayprob: o.rdelayprob,
+            wdelayprob: o.wdelayprob,
+        }
+    }
+}
+
+fn create(cls: &Class<Nop>, topo: &mut Topology, req: &mut Gctl<'_>, name: &CStr, o: &Create) -> Result<()> {
     let Some(pp) = Provider::by_name(topo, name) else {
         req.error(format_args!("Provider {} is invalid.", name.to_string_lossy()));
         return Err(Errno::EINVAL);
@@ -293,16 +411,23 @@ fn create(cls: &Class<Nop>, topo: &mut Topology, req: &mut Gctl<'_>, name: &CStr
         return invalid("secsize", req);
     }
     let size = size - size % secsize;
-    let gname = CString::new(format!("{pname}.nop")).map_err(|_| Errno::EINVAL)?;
+    let gname = match &o.gnopname {
+        Some(n) => n.clone(),
+        None => CString::new(format!("{pname}{G_NOP_SUFFIX}")).map_err(|_| Errno::EINVAL)?,
+    };
     if Provider::by_name(topo, &gname).is_some() {
         req.error(format_args!("Provider {} already exists.", gname.to_string_lossy()));
         return Err(Errno::EEXIST);
     }
-    let knobs = Knobs::default();
-    knobs.error.store(Errno::EIO.get(), Relaxed);
-    if !o.apply(req, &knobs) {
+    let change = KnobChange::from(o);
+    if !change.check(req) {
         return Err(Errno::EINVAL);
     }
+    let knobs = Knobs::default();
+    knobs.error.store(Errno::EIO.get(), Relaxed);
+    change.apply(&knobs);
+    // FreeBSD's library sends "\255" for "pass the provider's physical path through".
+    let physpath = o.physpath.clone().filter(|p| p.as_bytes() != b"\xad");
     let g = cls.new_geom_with(topo, &gname, |topo, g| {
         let cp = g.new_consumer(topo);
         cp.set_direct(topo);
@@ -310,7 +435,7 @@ fn create(cls: &Class<Nop>, topo: &mut Topology, req: &mut Gctl<'_>, name: &CStr
             cp.destroy(topo);
             return Err(e);
         }
-        Ok(NopGeom { cp, offset: o.offset, knobs, stats: Stats::default() })
+        Ok(NopGeom { cp, offset: o.offset, physpath, knobs, stats: Stats::default() })
     });
     let g = match g {
         Ok(g) => g,
@@ -335,64 +460,78 @@ fn destroy(g: GeomRef<Nop>, topo: &mut Topology, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// The devices named in a request, or an error recorded in it.
+fn devices<'n>(
+    cls: &Class<Nop>,
+    topo: &Topology,
+    req: &mut Gctl<'_>,
+    names: &'n [CString],
+) -> Option<Vec<(&'n CStr, GeomRef<Nop>)>> {
+    let mut out = Vec::new();
+    for n in names {
+        match cls.geom_by_name(topo, n) {
+            Some(g) => out.push((n.as_c_str(), g)),
+            None => {
+                req.error(format_args!("Device {} is invalid.", n.to_string_lossy()));
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
 #[geom_class]
 impl GeomClass for Nop {
     const NAME: &'static CStr = c"NOP";
+    const VERSION: Option<u32> = Some(G_NOP_VERSION);
     type Softc = NopGeom;
+    type Verb = NopVerb;
 
     fn init(_topo: &mut Topology) -> Self {
         Nop
     }
 
-    fn ctlreq(cls: &Class<Self>, topo: &mut Topology, req: &mut Gctl<'_>, verb: &CStr) {
-        if !check_version(req) {
-            return;
-        }
-        let Some(names) = args(req) else { return };
-        match verb.to_bytes() {
-            b"create" => {
-                let o = Options::parse(req);
-                for n in &names {
-                    if create(cls, topo, req, devname(n), &o).is_err() {
+    fn ctlreq(cls: &Class<Self>, topo: &mut Topology, req: &mut Gctl<'_>, verb: NopVerb) {
+        match verb {
+            NopVerb::Create(o) => {
+                for n in &o.providers {
+                    if create(cls, topo, req, n, &o).is_err() {
                         return;
                     }
                 }
             }
-            b"configure" | b"reset" | b"destroy" | b"stop" => {
-                let o = Options::parse(req);
-                let force = req.flag(c"force");
-                for n in &names {
-                    let n = devname(n);
-                    let Some(g) = cls.geom_by_name(topo, n) else {
-                        req.error(format_args!("Device {} is invalid.", n.to_string_lossy()));
-                        return;
-                    };
-                    match verb.to_bytes() {
-                        b"configure" => {
-                            if let Some(sc) = g.softc() {
-                                if !o.apply(req, &sc.knobs) {
-                                    return;
-                                }
-                            }
-                        }
-                        b"reset" => {
-                            if let Some(sc) = g.softc() {
-                                sc.reset();
-                            }
-                        }
-                        _ => {
-                            if destroy(g, topo, force).is_err() {
-                                req.error(format_args!(
-                                    "Device {} is still open, so it can't be definitely removed.",
-                                    n.to_string_lossy()
-                                ));
-                                return;
-                            }
-                        }
+            NopVerb::Configure(o) => {
+                let change = KnobChange::from(&o);
+                if !change.check(req) {
+                    return;
+                }
+                let Some(devs) = devices(cls, topo, req, &o.providers) else { return };
+                for (_, g) in devs {
+                    if let Some(sc) = g.softc() {
+                        change.apply(&sc.knobs);
                     }
                 }
             }
-            _ => req.error(format_args!("Unknown verb.")),
+            NopVerb::Reset(o) => {
+                let Some(devs) = devices(cls, topo, req, &o.providers) else { return };
+                for (_, g) in devs {
+                    if let Some(sc) = g.softc() {
+                        sc.reset();
+                    }
+                }
+            }
+            NopVerb::Destroy(o) => {
+                let Some(devs) = devices(cls, topo, req, &o.providers) else { return };
+                for (n, g) in devs {
+                    if destroy(g, topo, o.force).is_err() {
+                        req.error(format_args!(
+                            "Device {} is still open, so it can't be definitely removed.",
+                            n.to_string_lossy()
+                        ));
+                        return;
+                    }
+                }
+            }
         }
     }
 

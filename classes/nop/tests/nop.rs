@@ -15,7 +15,7 @@ fn runtime(name: &str) -> (Runtime, MdDisk) {
 }
 
 fn nop(verb: &str) -> CtlRequest {
-    CtlRequest::new("NOP", verb).param("version", CtlValue::Int(G_NOP_VERSION))
+    CtlRequest::new("NOP", verb).param("version", CtlValue::Uint32(G_NOP_VERSION))
 }
 
 fn ok(r: CtlReply) {
@@ -195,5 +195,80 @@ fn bad_requests_get_freebsds_messages() {
     assert_eq!(msg(rt.ctl(&nop("frobnicate").arg("md0"))), "Unknown verb.");
     h.close().unwrap();
     rt.unload_class("NOP").unwrap();
+    finish(rt);
+}
+
+#[test]
+fn the_verb_declaration_matches_gnop8_and_checks_requests() {
+    use geom_class_nop::NopVerb;
+    use geom_core::Verbs;
+    let names: Vec<&str> = NopVerb::VERBS.iter().map(|v| v.name).collect();
+    assert_eq!(names, ["create", "configure", "destroy", "reset"]);
+    // FreeBSD's lib/geom/nop usage lines, from the same declaration that parses requests.
+    assert_eq!(
+        NopVerb::VERBS[0].usage(),
+        "[-v] [-c count_until_fail] [-d delaymsec] [-e error] [-o offset] [-p stripesize] [-P stripeoffset] \
+         [-q rdelayprob] [-r rfailprob] [-s size] [-S secsize] [-w wfailprob] [-x wdelayprob] [-z physpath] \
+         [-Z gnopname] dev ..."
+    );
+    assert_eq!(NopVerb::VERBS[2].usage(), "[-fv] prov ...");
+    assert!(NopVerb::VERBS.iter().all(|v| v.verbose()));
+
+    let (rt, _md) = runtime("nop-verbs");
+    let msg = |r: CtlReply| (r.error, r.message.unwrap_or_default());
+    assert_eq!(msg(rt.ctl(&nop("frobnicate").arg("md0"))), (errno::EINVAL, "Unknown verb.".into()));
+    assert_eq!(msg(rt.ctl(&nop("create"))), (errno::EINVAL, "Missing device(s).".into()));
+    assert_eq!(
+        msg(rt.ctl(&nop("create").arg("md0").param("offset", CtlValue::Int(1)))),
+        (errno::EINVAL, "Invalid 'offset' argument.".into()),
+        "a NUMBER option must be an intmax_t"
+    );
+    assert_eq!(
+        msg(rt.ctl(&nop("create").arg("md0").param("error", CtlValue::Intmax(1 << 40)))),
+        (errno::EINVAL, "Invalid 'error' argument".into()),
+    );
+    assert_eq!(
+        msg(rt.ctl(&CtlRequest::new("NOP", "create").arg("md0"))),
+        (errno::EINVAL, "No 'version' argument.".into())
+    );
+    assert!(rt.provider("md0.nop").is_none(), "no refused request created anything");
+    // Options left out take their declared defaults; a name and a physical path can be given.
+    ok(rt.ctl(
+        &nop("create")
+            .arg("/dev/md0")
+            .param("gnopname", CtlValue::Ascii("fault0".into()))
+            .param("physpath", CtlValue::Ascii("pci0:1:2".into())),
+    ));
+    let h = rt.open("fault0", 1, 0, 0).unwrap();
+    assert_eq!(h.getattr("GEOM::physpath", 64).unwrap()[..9], *b"pci0:1:2\0");
+    h.close().unwrap();
+    ok(rt.ctl(&nop("destroy").arg("fault0")));
+    finish(rt);
+}
+
+#[test]
+fn the_class_loads_from_its_module_records() {
+    use geom_core::module::DeclaredModule;
+    use geom_core::sys;
+    let m = Nop::module();
+    let records: Vec<(i32, &str)> = m.records().map(|(t, n)| (t, n.to_str().unwrap())).collect();
+    assert_eq!(records, [(sys::MDT_DEPEND, "kernel"), (sys::MDT_MODULE, "g_nop"), (sys::MDT_VERSION, "geom_nop")]);
+    assert_eq!(m.name(), c"g_nop");
+
+    let rt = Runtime::new(RuntimeConfig { name: "nop-kld".into(), echo_console: false, ..Default::default() });
+    rt.md_create(MdConfig::malloc(MIB)).unwrap();
+    rt.load::<Nop>().unwrap();
+    assert_eq!(rt.load::<Nop>(), Err(errno::EEXIST), "a module loads once");
+    let mods = rt.modules();
+    assert_eq!((mods[0].name.as_str(), mods[0].kld.as_str(), mods[0].version), ("g_nop", "geom_nop", 0));
+    assert!(rt.classes().contains(&"NOP".to_string()));
+    ok(rt.ctl(&nop("create").arg("md0")));
+    let h = rt.open("md0.nop", 1, 0, 0).unwrap();
+    assert_eq!(rt.unload::<Nop>(), Err(errno::EBUSY), "an open device keeps the class in");
+    h.close().unwrap();
+    rt.unload::<Nop>().unwrap();
+    assert!(rt.modules().is_empty() && !rt.classes().contains(&"NOP".to_string()));
+    assert!(rt.provider("md0.nop").is_none(), "unloading destroyed the device");
+    rt.load::<Nop>().unwrap();
     finish(rt);
 }

@@ -87,6 +87,10 @@ unsafe extern "C" {
     pub fn g_getattr__(attr: *const c_char, cp: *mut g_consumer, var: *mut c_void, len: c_int) -> c_int;
     /// The module event handler `DECLARE_GEOM_CLASS` installs.
     pub fn g_modevent(m: module_t, what: c_int, arg: *mut c_void) -> c_int;
+    /// `module_register_init(data)` (kern_module.c): the `SYSINIT` `DECLARE_MODULE` adds;
+    /// registers the module described by the `moduledata_t` at `data` and sends it
+    /// `MOD_LOAD`.
+    pub fn module_register_init(data: *const c_void);
 
     // -- events (geom_event.c) --
     /// Queue `func(arg, 0)` on the event thread; the variadic tail is a NULL-terminated list

@@ -13,22 +13,28 @@ use super::types::*;
 /// One entry of a linker set: a pointer to a static record (`__MAKE_SET`'s
 /// `static void const *__set_<set>_sym_<sym>`).
 ///
-/// Invariant: the pointer is the address of a `'static` value (made by [`SetEntry::new`]).
+/// The pointer sits in an `UnsafeCell` so the entry lands in a writable section: FreeBSD's
+/// linker sorts `set_sysinit_set` in place before running it.
+///
+/// Invariant: the pointer is the address of a `'static` value (made by [`SetEntry::new`]);
+/// only the kernel linker writes the entry (reordering entries of the same set).
 #[repr(transparent)]
-pub struct SetEntry(*const c_void);
+pub struct SetEntry(core::cell::UnsafeCell<*const c_void>);
 
-// SAFETY: the entry is an immutable pointer to a static; the kernel reads it, never writes it.
+// SAFETY: Rust code never writes the entry; the kernel linker does so before any other code
+// of the module runs.
 unsafe impl Sync for SetEntry {}
 
 impl SetEntry {
     /// An entry for `record`.
     pub const fn new<T>(record: &'static T) -> SetEntry {
-        SetEntry(record as *const T as *const c_void)
+        SetEntry(core::cell::UnsafeCell::new(record as *const T as *const c_void))
     }
 
     /// The record's address.
-    pub const fn record(&self) -> *const c_void {
-        self.0
+    pub fn record(&self) -> *const c_void {
+        // SAFETY: see the Sync impl: nothing writes the entry while Rust code runs.
+        unsafe { *self.0.get() }
     }
 }
 
