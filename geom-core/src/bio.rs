@@ -300,7 +300,7 @@ impl Fanout {
         self.add_tagged(cx, cp, offset, length, data_offset, 0)
     }
 
-    /// [`Fanout::add`] with a tag the class's [`Geom::done`](crate::Geom::done) sees on the
+    /// [`Fanout::add`] with a tag the class's [`Geom::done`] sees on the
     /// clone (a component number, a stripe index).
     pub fn add_tagged(
         &mut self,
@@ -329,7 +329,7 @@ impl Fanout {
     /// Clone the request for `offset..offset+length` on `cp`'s provider with a buffer of its
     /// own (a bounce buffer, allocated without sleeping: `ENOMEM` when memory is short), and
     /// return that buffer: a WRITE fills it before [`Fanout::send_to_done`]; a READ finds
-    /// what was read in it in [`Geom::done`](crate::Geom::done). The buffer is freed with the
+    /// what was read in it in [`Geom::done`]. The buffer is freed with the
     /// clone. This is gstripe's "fast" mode: one bio per component instead of one per stripe.
     pub fn add_bounce(&mut self, _cx: &IoCtx, cp: Consumer, offset: i64, length: i64, tag: usize) -> Result<&mut [u8]> {
         let len = usize::try_from(length).map_err(|_| Errno::EINVAL)?;
