@@ -1,22 +1,31 @@
 //! # geom-macros
 //!
-//! `#[geom_class]` goes on a class's `impl GeomClass for ...` and `impl Geom for ...`
-//! blocks. It reads which methods the impl actually writes and records them in the impl's
-//! `IMPLEMENTED` constant, so `geom_core::class_table` fills exactly those `g_class` slots
-//! and leaves the others NULL, as a C class would.
+//! The code generators of geom-rs. Classes use them through `geom_core`'s re-exports.
+//!
+//! * `#[geom_class]` goes on a class's `impl GeomClass for ...` and `impl Geom for ...`
+//!   blocks. It reads which methods the impl actually writes and records them in the impl's
+//!   `IMPLEMENTED` constant, so `geom_core::class_table` fills exactly those `g_class` slots
+//!   and leaves the others NULL, as a C class would. On the `impl GeomClass` it also emits
+//!   the module declaration C's `DECLARE_GEOM_CLASS(g_x_class, g_x)` and
+//!   `MODULE_VERSION(geom_x, 0)` produce (through `geom_core::declare_geom_class!`): the
+//!   static `g_class`, the `moduledata_t`, the kernel dependency, module and version records
+//!   in `set_modmetadata_set`, and the registration `SYSINIT`. Arguments override FreeBSD's
+//!   naming: `#[geom_class(module = "g_x", kld = "geom_x", version = 1)]`, or
+//!   `#[geom_class(no_module)]` for a class that is never a module of its own.
+//! * `#[derive(VerbArgs)]` and `#[derive(Verbs)]` turn one declaration of a class's geom(8)
+//!   verbs into their parsers and tables (see `geom_core::verbs`).
 //!
 //! ```ignore
 //! #[geom_class]
 //! impl GeomClass for Nop {
 //!     const NAME: &'static CStr = c"NOP";
+//!     const VERSION: Option<u32> = Some(4);
 //!     type Softc = NopGeom;
+//!     type Verb = NopVerb;
 //!     fn init(_: &mut Topology) -> Self { Nop }
-//!     fn ctlreq(cls: &Class<Self>, topo: &mut Topology, req: &mut Gctl<'_>, verb: &CStr) { ... }
+//!     fn ctlreq(cls: &Class<Self>, topo: &mut Topology, req: &mut Gctl<'_>, verb: NopVerb) { ... }
 //! }
 //! ```
-//!
-//! The module declaration that C's `DECLARE_GEOM_CLASS` emits arrives with the kernel-module
-//! issue.
 
 use proc_macro::TokenStream;
 use quote::quote;
