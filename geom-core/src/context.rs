@@ -68,6 +68,29 @@ impl SleepCtx {
     pub unsafe fn assume() -> SleepCtx {
         SleepCtx { _here: PhantomData }
     }
+
+    /// `pause(9)`: sleep for `ms` milliseconds (at least 1).
+    pub fn pause(&self, ms: u32) {
+        let chan = 0u8;
+        let ms = ms.clamp(1, i32::MAX as u32) as i32;
+        // SAFETY: the token says we may sleep; the channel is a local nobody wakes, so the
+        // sleep ends at the timeout; no mutex is held or passed.
+        unsafe {
+            sys::platform::geom_rs_msleep(
+                (&raw const chan).cast(),
+                core::ptr::null_mut(),
+                sys::PRIBIO,
+                c"pause".as_ptr(),
+                ms,
+            );
+        }
+    }
+}
+
+/// Nanoseconds on a monotonic clock (`sbinuptime(9)`), for deadlines and rates.
+pub fn uptime_ns() -> u64 {
+    // SAFETY: reading the clock has no preconditions.
+    unsafe { sys::platform::geom_rs_uptime_ns() }
 }
 
 /// Contexts that may wait for memory (`M_WAITOK`): the topology lock is an sx lock, which

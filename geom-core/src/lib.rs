@@ -35,7 +35,7 @@ pub mod xml;
 
 pub use bio::{BioFlags, Child, Children, Cmd, Fanout, Request};
 pub use class::{class_table, Class, Geom, GeomClass, Methods};
-pub use context::{IoCtx, MayWait, SleepCtx, Topology};
+pub use context::{uptime_ns, IoCtx, MayWait, SleepCtx, Topology};
 pub use ctl::Gctl;
 pub use error::{Errno, Result};
 pub use handles::{Consumer, GeomBuf, GeomRef, Provider};

@@ -211,10 +211,15 @@ pub unsafe extern "C" fn geom_rs_msleep(
         return errno::EDEADLK;
     }
     let timeout = (timo_ms > 0).then(|| Duration::from_millis(timo_ms as u64));
-    // SAFETY: m is held by this thread (msleep's contract); it is released inside the sleep
+    // m is NULL or held by this thread (msleep's contract); it is released inside the sleep
     // queue's critical section so a wakeup cannot slip in between.
-    let woken = k.sleepq.sleep_once(chan as usize, timeout, || unsafe { geom_rs_mtx_unlock(m) });
-    if pri & sys::PDROP == 0 {
+    let woken = k.sleepq.sleep_once(chan as usize, timeout, || {
+        if !m.is_null() {
+            // SAFETY: held by this thread, as above.
+            unsafe { geom_rs_mtx_unlock(m) }
+        }
+    });
+    if pri & sys::PDROP == 0 && !m.is_null() {
         // SAFETY: as above.
         unsafe { geom_rs_mtx_lock(m) };
     }
@@ -223,6 +228,13 @@ pub unsafe extern "C" fn geom_rs_msleep(
     } else {
         errno::EWOULDBLOCK
     }
+}
+
+/// `sbinuptime()` in nanoseconds, from the process's monotonic clock.
+#[no_mangle]
+pub extern "C" fn geom_rs_uptime_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
 }
 
 /// `wakeup(chan)`.

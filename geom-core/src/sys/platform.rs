@@ -29,12 +29,14 @@ unsafe extern "C" {
     /// `mtx_unlock(m)`.
     pub fn geom_rs_mtx_unlock(m: *mut mtx);
     /// `msleep(chan, m, pri, wmesg, timo)` with the timeout in milliseconds (0: forever).
-    /// Returns 0 when woken, `EWOULDBLOCK` on timeout.
+    /// Returns 0 when woken, `EWOULDBLOCK` on timeout. `m` may be NULL (`pause(9)`-style).
     pub fn geom_rs_msleep(chan: *const c_void, m: *mut mtx, pri: c_int, wmesg: *const c_char, timo_ms: c_int) -> c_int;
     /// `wakeup(chan)`.
     pub fn geom_rs_wakeup(chan: *const c_void);
     /// `wakeup_one(chan)`.
     pub fn geom_rs_wakeup_one(chan: *const c_void);
+    /// `sbinuptime()` in nanoseconds: a monotonic clock for deadlines.
+    pub fn geom_rs_uptime_ns() -> u64;
     /// `arc4random()`: 32 random bits. The host runtime draws them from a per-runtime seeded
     /// generator, so a run can be replayed.
     pub fn geom_rs_random() -> u32;
