@@ -9,15 +9,41 @@
 //! | `rfailprob`, `wfailprob` | percentage of reads / writes failed with `error` |
 //! | `error` | the errno failed requests get (default `EIO`) |
 //! | `count_until_fail` | the Nth request from now, and every read and write after it, fails |
+//! | `rdelayprob`, `wdelayprob`, `delaymsec` | percentage of reads / writes held back `delaymsec` ms |
 //! | `offset`, `size` | expose only this range of the provider below |
 //! | `secsize`, `stripesize`, `stripeoffset` | what the new provider advertises |
+//! | `gnopname`, `physpath` | the device's name and the physical path it reports |
 //!
-//! Verbs: `create`, `configure` (the failure knobs of existing devices), `reset` (the
-//! counters), `destroy` (`force` to destroy an open one). Counters of reads, writes, deletes,
-//! getattrs, flushes and bytes appear in `geom nop list`.
+//! Verbs, declared once in [`NopVerb`] as lib/geom/nop declares them: `create`, `configure`
+//! (the knobs of existing devices), `reset` (the counters), `destroy` (`-f` to destroy an
+//! open one). Counters of reads, writes, deletes, getattrs, flushes and bytes appear in
+//! `geom nop list`.
 //!
 //! It is the smallest complete class and the fault-injection layer other classes' tests
-//! stack under themselves.
+//! stack under themselves. On the userland runtime:
+//!
+//! ```
+//! use geom_class_nop::{Nop, G_NOP_VERSION};
+//! use geom_host::{disk::MdConfig, CtlRequest, CtlValue, Runtime};
+//!
+//! let rt = Runtime::default();
+//! rt.md_create(MdConfig::malloc(1 << 20)).unwrap(); // md0
+//! rt.load::<Nop>().unwrap(); // kldload geom_nop
+//! // geom nop create -w 100 -e 5 md0: every write fails with EIO.
+//! let reply = rt.ctl(
+//!     &CtlRequest::new("NOP", "create")
+//!         .param("version", CtlValue::Uint32(G_NOP_VERSION))
+//!         .param("wfailprob", CtlValue::Intmax(100))
+//!         .param("error", CtlValue::Intmax(5))
+//!         .arg("md0"),
+//! );
+//! assert_eq!(reply.error, 0);
+//! let h = rt.open("md0.nop", 1, 1, 0).unwrap();
+//! assert_eq!(h.write(0, &[1; 512]), Err(5));
+//! assert_eq!(h.read(0, 512).unwrap(), vec![0; 512]);
+//! h.close().unwrap();
+//! assert!(rt.shutdown().is_empty());
+//! ```
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
