@@ -13,6 +13,7 @@
 //!   tokens ([`Topology`], [`IoCtx`], [`SleepCtx`]), handles ([`Provider`], [`Consumer`],
 //!   [`GeomRef`]), errno errors ([`Errno`]), geom(8) requests ([`Gctl`]) and dumpconf
 //!   ([`XmlWriter`]). [`class_table`] turns a class into FreeBSD's `struct g_class`.
+//! * Intrusive bio queues ([`BioQueue`]).
 //!
 //! The target release is chosen with one cargo feature: `freebsd-15` (the default),
 //! `freebsd-14` or `freebsd-16`. Class code never sees the difference.
@@ -22,6 +23,7 @@
 extern crate alloc;
 
 pub mod bio;
+pub mod bioq;
 pub mod class;
 pub mod context;
 pub mod ctl;
@@ -31,6 +33,7 @@ pub mod sys;
 pub mod xml;
 
 pub use bio::{BioFlags, Cmd, Fanout, Request};
+pub use bioq::BioQueue;
 pub use class::{class_table, Class, Geom, GeomClass, Methods};
 pub use context::{IoCtx, MayWait, SleepCtx, Topology};
 pub use ctl::Gctl;
