@@ -13,8 +13,9 @@
 //!   tokens ([`Topology`], [`IoCtx`], [`SleepCtx`]), handles ([`Provider`], [`Consumer`],
 //!   [`GeomRef`]), errno errors ([`Errno`]), geom(8) requests ([`Gctl`]) and dumpconf
 //!   ([`XmlWriter`]). [`class_table`] turns a class into FreeBSD's `struct g_class`.
-//! * Intrusive bio queues ([`BioQueue`]) and locks ([`Mutex`] for any context,
-//!   [`SleepLock`] for sleepable ones).
+//! * For work that may sleep: intrusive bio queues ([`BioQueue`]), worker actors with their
+//!   own thread ([`Worker`], [`Handler`]) and locks ([`Mutex`] for any context, [`SleepLock`]
+//!   for sleepable ones).
 //!
 //! The target release is chosen with one cargo feature: `freebsd-15` (the default),
 //! `freebsd-14` or `freebsd-16`. Class code never sees the difference.
@@ -32,6 +33,7 @@ pub mod error;
 pub mod handles;
 pub mod sync;
 pub mod sys;
+pub mod worker;
 pub mod xml;
 
 pub use bio::{BioFlags, Cmd, Fanout, Request};
@@ -42,6 +44,7 @@ pub use ctl::Gctl;
 pub use error::{Errno, Result};
 pub use handles::{Consumer, GeomBuf, GeomRef, Provider};
 pub use sync::{Mutex, MutexGuard, SleepLock, SleepLockGuard};
+pub use worker::{Handler, PostError, Worker};
 pub use xml::{Dump, XmlWriter};
 
 /// `arc4random(9)`: 32 random bits. On the host the generator is seeded per runtime, so a
