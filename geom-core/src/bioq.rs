@@ -168,16 +168,20 @@ unsafe impl Adapter for BioAdapter {
 /// ```
 /// use geom_core::{BioQueue, Request};
 ///
-/// // What a class's start could do with a write it cannot serve yet.
-/// fn park(queue: &mut BioQueue, req: Request) {
-///     queue.insert_sorted(req);
+/// /// Writes a class parks in start, in offset order, for its worker to write out.
+/// struct Parked {
+///     queue: BioQueue,
 /// }
 ///
-/// let queue = BioQueue::new();
-/// assert!(queue.is_empty());
-/// assert_eq!(queue.len(), 0);
-/// # let _ = park;
-/// # core::mem::forget(queue); // no runtime here to link a dropped request's delivery
+/// impl Parked {
+///     fn park(&mut self, req: Request) {
+///         self.queue.insert_sorted(req);
+///     }
+///
+///     fn next(&mut self) -> Option<Request> {
+///         self.queue.remove_first()
+///     }
+/// }
 /// ```
 pub struct BioQueue {
     list: LinkedList<BioAdapter>,

@@ -155,7 +155,6 @@ pub(crate) fn curthread() -> *const c_void {
 ///     *stats.lock() += 1;
 ///     req.complete(0);
 /// }
-/// # let _ = start;
 /// ```
 pub struct Mutex<T: ?Sized> {
     raw: Box<RawMtx>,
@@ -267,7 +266,6 @@ struct SleepInner {
 ///     *at += record.len() as i64;
 ///     Ok(())
 /// }
-/// # let _ = append;
 /// ```
 pub struct SleepLock<T: ?Sized> {
     inner: Box<SleepInner>,

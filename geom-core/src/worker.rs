@@ -102,7 +102,6 @@
 //!         }
 //!     }
 //! }
-//! # let _ = (JournalGeom::new, JournalGeom::start);
 //! ```
 //!
 //! When the geom goes, its softc is dropped, which stops the worker as described above.
