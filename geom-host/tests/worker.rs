@@ -176,7 +176,9 @@ impl Handler for Writer {
                 }
                 let len_before = self.held.len();
                 let peeked = self.held.peek().map_or(-1, |r| r.offset());
-                let mut batch = self.held.take();
+                let mut batch = BioQueue::new();
+                batch.append(&mut self.held);
+                assert!(self.held.is_empty() && batch.len() == len_before, "append moves every bio");
                 let mut drained = Vec::new();
                 for req in batch.drain() {
                     drained.push((req.offset(), first_byte(&req)));
