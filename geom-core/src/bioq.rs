@@ -188,9 +188,8 @@ pub struct BioQueue {
     len: usize,
 }
 
-// SAFETY: the queue owns its requests, and a Request may move to another thread (it is Send);
-// the links are only touched through `&mut self`.
-unsafe impl Send for BioQueue {}
+// A queue may move to another thread with its requests (the list is Send because Request is).
+static_assertions::assert_impl_all!(BioQueue: Send);
 
 impl Default for BioQueue {
     fn default() -> Self {

@@ -650,3 +650,36 @@ fn a_worker_dropped_on_its_own_thread_frees_itself() {
     h.close().unwrap();
     finish(rt);
 }
+
+/// A handler holding bios on its own BioQueue when its worker stops: the queue goes with the
+/// handler, and dropping a non-empty queue fails each request (with EIO, reported on the
+/// console) rather than leaving its issuer waiting.
+#[test]
+fn a_queue_dropped_with_bios_on_it_fails_them() {
+    const HELD: usize = 3; // fewer than ORDER_BATCH: the handler keeps them all
+    let rt = runtime("wq-held");
+    let md = rt.md_create(MdConfig::malloc(MIB).named("wqheld")).unwrap();
+    rt.load::<Wq>().unwrap();
+    ctl_ok(&rt, wq("create-sorted", "wqheld"));
+    let h = Arc::new(rt.open("wqheld.wq", 1, 1, 0).unwrap());
+    let writers: Vec<_> = (0..HELD)
+        .map(|i| {
+            let h = Arc::clone(&h);
+            std::thread::spawn(move || h.write((i * SECTOR) as i64, &[7; SECTOR]))
+        })
+        .collect();
+    let p = probe("wqheld");
+    p.wait_for("every bio held by the handler", |s| s.entered == HELD as u32);
+    ctl_ok(&rt, wq("destroy", "wqheld.wq").param("force", geom_host::CtlValue::Int(1)));
+    for w in writers {
+        assert_eq!(w.join().unwrap(), Err(errno::EIO));
+    }
+    assert_eq!(md.read_backing(0, HELD * SECTOR), vec![0; HELD * SECTOR], "nothing was written");
+    let dropped = rt.console_log().iter().filter(|l| l.contains("dropped without being delivered")).count();
+    assert_eq!(dropped, HELD, "each dropped request said so");
+    p.snapshot(|s| assert!(s.batches.is_empty()));
+    Arc::try_unwrap(h).ok().unwrap().close().unwrap();
+    rt.settle();
+    assert_eq!(rt.live_bios(), 0);
+    finish(rt);
+}
