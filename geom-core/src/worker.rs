@@ -432,10 +432,10 @@ impl<H: Handler, const N: usize> Drop for Worker<H, N> {
     /// exits.
     fn drop(&mut self) {
         let p = self.shared.as_ptr();
-        // SAFETY: the state is alive (this handle has not freed it). With mtx held we mark the
-        // stop and either hand the freeing to the thread (own thread) or wait until the
-        // thread is done with the state, after which nobody else references it and we free
-        // it (dropping the Box destroys the mutex; the queues are empty, the handler taken).
+        // With mtx held we mark the stop, then either leave the freeing to the thread (on its
+        // own thread) or wait until the thread is done with the state and free it ourselves.
+        // SAFETY: the state is alive (this handle has not freed it); once the thread has
+        // exited nothing else references it (the queues are empty, the handler is gone).
         unsafe {
             let sh = &*p;
             sh.mtx.lock();
