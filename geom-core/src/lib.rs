@@ -13,6 +13,9 @@
 //!   tokens ([`Topology`], [`IoCtx`], [`SleepCtx`]), handles ([`Provider`], [`Consumer`],
 //!   [`GeomRef`]), errno errors ([`Errno`]), geom(8) requests ([`Gctl`]) and dumpconf
 //!   ([`XmlWriter`]). [`class_table`] turns a class into FreeBSD's `struct g_class`.
+//! * For work that may sleep: intrusive bio queues ([`BioQueue`]), worker actors with their
+//!   own thread ([`Worker`], [`Handler`]) and locks ([`Mutex`] for any context, [`SleepLock`]
+//!   for sleepable ones).
 //!
 //! The target release is chosen with one cargo feature: `freebsd-15` (the default),
 //! `freebsd-14` or `freebsd-16`. Class code never sees the difference.
@@ -22,6 +25,7 @@
 extern crate alloc;
 
 pub mod bio;
+pub mod bioq;
 pub mod class;
 pub mod context;
 pub mod ctl;
@@ -29,18 +33,23 @@ pub mod error;
 pub mod handles;
 pub mod metadata;
 pub mod module;
+pub mod sync;
 pub mod sys;
 pub mod verbs;
+pub mod worker;
 pub mod xml;
 
 pub use bio::{BioFlags, Child, Children, Cmd, Fanout, Request};
+pub use bioq::BioQueue;
 pub use class::{class_table, Class, Geom, GeomClass, Methods};
 pub use context::{uptime_ns, IoCtx, MayWait, SleepCtx, Topology};
 pub use ctl::Gctl;
 pub use error::{Errno, Result};
 pub use handles::{Consumer, GeomBuf, GeomRef, Provider};
 pub use metadata::{MetaError, Metadata};
+pub use sync::{Mutex, MutexGuard, SleepLock, SleepLockGuard};
 pub use verbs::{NoVerbs, VerbArgs, Verbs};
+pub use worker::{Handler, PostError, Worker};
 pub use xml::{Dump, XmlWriter};
 
 /// The derives and attribute of `geom-macros`, so a class needs only this crate.

@@ -281,3 +281,13 @@ pub unsafe extern "C" fn geom_rs_kthread_create(
         Err(_) => errno::ENOMEM,
     }
 }
+
+/// `curthread`: the address of a thread-local of the calling thread, unique among the
+/// threads alive at the same time.
+#[no_mangle]
+pub unsafe extern "C" fn geom_rs_curthread() -> *const c_void {
+    thread_local! {
+        static ME: u8 = const { 0 };
+    }
+    ME.with(|me| std::ptr::from_ref(me).cast())
+}

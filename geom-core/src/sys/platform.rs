@@ -1,6 +1,6 @@
 //! The platform seam: the few kernel services whose names collide with libc, or which only a
 //! kernel has. `kmod-glue` implements them over `malloc(9)`, `printf(9)`, `panic(9)`,
-//! `mtx(9)`, `kproc_create(9)` and `msleep(9)`/`wakeup(9)`; `geom-host` implements them in
+//! `mtx(9)`, `kproc_create(9)`, `msleep(9)`/`wakeup(9)` and `curthread`; `geom-host` implements them in
 //! userland. Every other KPI is called under its FreeBSD name (see [`super::g_io_request`] and its neighbours).
 
 use super::lock_h::mtx;
@@ -44,4 +44,7 @@ unsafe extern "C" {
     /// `func(arg)`. The thread ends when `func` returns (the kernel glue calls `kproc_exit`
     /// then), so no thread has to exit from the middle of a call chain.
     pub fn geom_rs_kthread_create(func: kthread_fn, arg: *mut c_void, name: *const c_char) -> c_int;
+    /// `curthread`: an address that identifies the calling thread for as long as it lives
+    /// (never NULL). A worker uses it to tell whether it is being stopped from its own thread.
+    pub fn geom_rs_curthread() -> *const c_void;
 }
