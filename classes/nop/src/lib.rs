@@ -57,8 +57,8 @@ use core::ffi::CStr;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use geom_core::{
-    geom_class, Class, Cmd, Consumer, Dump, Errno, Fanout, Gctl, Geom, GeomClass, GeomRef, IoCtx, Provider, Request,
-    Result, Topology, VerbArgs, Verbs, XmlWriter,
+    geom_class, Class, Cmd, Consumer, Dump, Errno, Fanout, Gctl, Geom, GeomClass, GeomRef, Handler, IoCtx, Provider,
+    Request, Result, SleepCtx, Topology, VerbArgs, Verbs, Worker, XmlWriter,
 };
 
 /// `G_NOP_VERSION`: what geom(8)'s nop library sends as "version".
@@ -103,9 +103,75 @@ pub struct NopGeom {
     physpath: Option<CString>,
     knobs: Knobs,
     stats: Stats,
+    /// The thread that holds delayed requests back, started the first time a delay is set.
+    delayer: spin::Once<Worker<Delayer, DELAY_SLOTS>>,
+}
+
+/// How many delayed requests can wait at once; more pass through undelayed, as gnop's do
+/// when it cannot allocate a callout.
+const DELAY_SLOTS: usize = 64;
+
+/// A request held back by the delay knobs: its clone, ready to go, and when.
+struct Delayed {
+    fanout: Fanout,
+    due_ns: u64,
+}
+
+/// Sends delayed requests when their time comes (gnop's callouts). Requests arrive in
+/// order and wait the same `delaymsec`, so they fall due in order too.
+struct Delayer;
+
+impl Handler for Delayer {
+    type Msg = Delayed;
+
+    fn bio(&mut self, _cx: &SleepCtx, req: Request) {
+        // Only clones are posted, as messages.
+        req.fail(Errno::EIO);
+    }
+
+    fn message(&mut self, cx: &SleepCtx, d: Delayed) {
+        let now = geom_core::uptime_ns();
+        if d.due_ns > now {
+            cx.pause((d.due_ns - now).div_ceil(1_000_000).min(u64::from(u32::MAX)) as u32);
+        }
+        d.fanout.send();
+    }
 }
 
 impl NopGeom {
+    /// Does the dice say this request waits?
+    fn should_delay(&self, cmd: Cmd) -> bool {
+        let prob = match cmd {
+            Cmd::Read => self.knobs.rdelayprob.load(Relaxed),
+            Cmd::Write => self.knobs.wdelayprob.load(Relaxed),
+            _ => 0,
+        };
+        prob != 0 && geom_core::arc4random() % 100 < prob
+    }
+
+    /// Send `f` now, or after `delaymsec` if the dice say so and the delayer has room.
+    fn send_maybe_later(&self, f: Fanout, cmd: Cmd) {
+        let Some(delayer) = self.delayer.get().filter(|_| self.should_delay(cmd)) else {
+            return f.send();
+        };
+        let due_ns = geom_core::uptime_ns() + u64::from(self.knobs.delaymsec.load(Relaxed)) * 1_000_000;
+        match delayer.post(Delayed { fanout: f, due_ns }) {
+            Ok(()) => {}
+            Err(e) => e.into_inner().fanout.send(),
+        }
+    }
+
+    /// Start the delayer if a delay is configured and it is not running yet.
+    fn start_delayer(&self, topo: &mut Topology, name: &CStr) -> Result<()> {
+        let k = &self.knobs;
+        if k.rdelayprob.load(Relaxed) == 0 && k.wdelayprob.load(Relaxed) == 0 || self.delayer.is_completed() {
+            return Ok(());
+        }
+        let w = Worker::spawn(&*topo, name, Delayer)?;
+        self.delayer.call_once(|| w);
+        Ok(())
+    }
+
     /// Does the dice say this request fails?
     fn should_fail(&self, cmd: Cmd) -> bool {
         let prob = match cmd {
@@ -169,10 +235,10 @@ impl Geom for NopGeom {
             },
             None => req,
         };
-        let (off, len) = (req.offset() + self.offset, req.length());
+        let (off, len, cmd) = (req.offset() + self.offset, req.length(), req.cmd());
         let mut f = Fanout::new(req);
         match f.add(cx, self.cp, off, len, 0) {
-            Ok(()) => f.send(),
+            Ok(()) => self.send_maybe_later(f, cmd),
             Err(e) => f.abort(e),
         }
     }
@@ -363,6 +429,10 @@ impl KnobChange {
                 return false;
             }
         }
+        if self.delaymsec == 0 {
+            req.error(format_args!("Invalid '{}' argument", "delaymsec"));
+            return false;
+        }
         true
     }
 
@@ -451,6 +521,7 @@ fn create(cls: &Class<Nop>, topo: &mut Topology, req: &mut Gctl<'_>, name: &CStr
     }
     let knobs = Knobs::default();
     knobs.error.store(Errno::EIO.get(), Relaxed);
+    knobs.delaymsec.store(1, Relaxed);
     change.apply(&knobs);
     // FreeBSD's library sends "\255" for "pass the provider's physical path through".
     let physpath = o.physpath.clone().filter(|p| p.as_bytes() != b"\xad");
@@ -461,7 +532,7 @@ fn create(cls: &Class<Nop>, topo: &mut Topology, req: &mut Gctl<'_>, name: &CStr
             cp.destroy(topo);
             return Err(e);
         }
-        Ok(NopGeom { cp, offset: o.offset, physpath, knobs, stats: Stats::default() })
+        Ok(NopGeom { cp, offset: o.offset, physpath, knobs, stats: Stats::default(), delayer: spin::Once::new() })
     });
     let g = match g {
         Ok(g) => g,
@@ -470,6 +541,13 @@ fn create(cls: &Class<Nop>, topo: &mut Topology, req: &mut Gctl<'_>, name: &CStr
             return Err(e);
         }
     };
+    if let Some(sc) = g.softc() {
+        if let Err(e) = sc.start_delayer(topo, &gname) {
+            req.error(format_args!("Cannot start the delay thread for {}.", gname.to_string_lossy()));
+            g.wither(topo, Errno::ENXIO);
+            return Err(e);
+        }
+    }
     let newpp = g.new_provider(topo, &gname);
     newpp.set_geometry(topo, size, secsize as u32, o.stripesize, o.stripeoffset);
     newpp.set_direct(topo);
@@ -532,9 +610,13 @@ impl GeomClass for Nop {
                     return;
                 }
                 let Some(devs) = devices(cls, topo, req, &o.providers) else { return };
-                for (_, g) in devs {
+                for (n, g) in devs {
                     if let Some(sc) = g.softc() {
                         change.apply(&sc.knobs);
+                        if sc.start_delayer(topo, n).is_err() {
+                            req.error(format_args!("Cannot start the delay thread for {}.", n.to_string_lossy()));
+                            return;
+                        }
                     }
                 }
             }

@@ -272,3 +272,50 @@ fn the_class_loads_from_its_module_records() {
     rt.load::<Nop>().unwrap();
     finish(rt);
 }
+
+#[test]
+fn delay_knobs_hold_requests_back_without_losing_them() {
+    let (rt, md) = runtime("nop-delay");
+    ok(rt.ctl(
+        &nop("create").arg("md0").param("wdelayprob", CtlValue::Intmax(100)).param("delaymsec", CtlValue::Intmax(30)),
+    ));
+    let h = rt.open("md0.nop", 1, 1, 0).unwrap();
+    let mut seed = 3;
+    let data = bytes(&mut seed, 8192);
+    let t = std::time::Instant::now();
+    h.write(4096, &data).unwrap();
+    assert!(t.elapsed() >= std::time::Duration::from_millis(30), "every write waits delaymsec");
+    assert_eq!(md.read_backing(4096, 8192), data);
+    assert_eq!(h.read(4096, 8192).unwrap(), data, "reads are not delayed and see the write");
+    // Many writers at once: each write lands, none is lost or delivered twice.
+    std::thread::scope(|s| {
+        for i in 0..4u64 {
+            let h = &h;
+            s.spawn(move || {
+                let mut seed = 100 + i;
+                for j in 0..8u64 {
+                    let d = bytes(&mut seed, 4096);
+                    let off = ((i * 8 + j) * 4096 + 65536) as i64;
+                    h.write(off, &d).unwrap();
+                }
+            });
+        }
+    });
+    for i in 0..4u64 {
+        let mut seed = 100 + i;
+        for j in 0..8u64 {
+            let d = bytes(&mut seed, 4096);
+            assert_eq!(md.read_backing((i * 8 + j) * 4096 + 65536, 4096), d);
+        }
+    }
+    let msg = |r: CtlReply| (r.error, r.message.unwrap_or_default());
+    assert_eq!(
+        msg(rt.ctl(&nop("configure").arg("md0.nop").param("delaymsec", CtlValue::Intmax(0)))),
+        (errno::EINVAL, "Invalid 'delaymsec' argument".into())
+    );
+    ok(rt.ctl(&nop("configure").arg("md0.nop").param("wdelayprob", CtlValue::Intmax(0))));
+    assert!(rt.confxml().contains("<WriteDelayedProb>0</WriteDelayedProb>"));
+    h.close().unwrap();
+    ok(rt.ctl(&nop("destroy").arg("md0.nop")));
+    finish(rt);
+}
