@@ -13,6 +13,10 @@
 //!   tokens ([`Topology`], [`IoCtx`], [`SleepCtx`]), handles ([`Provider`], [`Consumer`],
 //!   [`GeomRef`]), errno errors ([`Errno`]), geom(8) requests ([`Gctl`]) and dumpconf
 //!   ([`XmlWriter`]). [`class_table`] turns a class into FreeBSD's `struct g_class`.
+//! * Memory: malloc types ([`malloc_define!`], [`MallocType`]) and what is allocated in
+//!   them ([`KBox`], [`KBuf`]), and UMA zones ([`Zone`], [`ZoneBox`]). Allocation
+//!   that may wait needs a context that may ([`MayWait`]); from start and done it is
+//!   `M_NOWAIT` and fails with `ENOMEM`.
 //!
 //! The target release is chosen with one cargo feature: `freebsd-15` (the default),
 //! `freebsd-14` or `freebsd-16`. Class code never sees the difference.
@@ -27,8 +31,10 @@ pub mod context;
 pub mod ctl;
 pub mod error;
 pub mod handles;
+pub mod malloc;
 pub mod sys;
 pub mod xml;
+pub mod zone;
 
 pub use bio::{BioFlags, Cmd, Fanout, Request};
 pub use class::{class_table, Class, Geom, GeomClass, Methods};
@@ -36,7 +42,9 @@ pub use context::{IoCtx, MayWait, SleepCtx, Topology};
 pub use ctl::Gctl;
 pub use error::{Errno, Result};
 pub use handles::{Consumer, GeomBuf, GeomRef, Provider};
+pub use malloc::{KBox, KBuf, MallocType};
 pub use xml::{Dump, XmlWriter};
+pub use zone::{Zone, ZoneBox};
 
 /// `arc4random(9)`: 32 random bits. On the host the generator is seeded per runtime, so a
 /// run (and every fault a class draws) replays from its seed.
