@@ -14,7 +14,8 @@
 //!   [`GeomRef`]), errno errors ([`Errno`]), geom(8) requests ([`Gctl`]) and dumpconf
 //!   ([`XmlWriter`]). [`class_table`] turns a class into FreeBSD's `struct g_class`.
 //! * Memory: malloc types ([`malloc_define!`], [`MallocType`]) and what is allocated in
-//!   them ([`KBox`], [`KBuf`]), and UMA zones ([`Zone`], [`ZoneBox`]). Allocation
+//!   them ([`KBox`], [`KBuf`]), UMA zones ([`Zone`], [`ZoneBox`]), and bios a class issues
+//!   itself, owning their buffer ([`BufBio`]) or borrowing one ([`BareBio`]). Allocation
 //!   that may wait needs a context that may ([`MayWait`]); from start and done it is
 //!   `M_NOWAIT` and fails with `ENOMEM`.
 //!
@@ -31,6 +32,7 @@ pub mod context;
 pub mod ctl;
 pub mod error;
 pub mod handles;
+pub mod iobuf;
 pub mod malloc;
 pub mod sys;
 pub mod xml;
@@ -42,6 +44,7 @@ pub use context::{IoCtx, MayWait, SleepCtx, Topology};
 pub use ctl::Gctl;
 pub use error::{Errno, Result};
 pub use handles::{Consumer, GeomBuf, GeomRef, Provider};
+pub use iobuf::{BareBio, BufBio};
 pub use malloc::{KBox, KBuf, MallocType};
 pub use xml::{Dump, XmlWriter};
 pub use zone::{Zone, ZoneBox};
