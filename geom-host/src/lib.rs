@@ -24,14 +24,18 @@ mod events;
 pub mod gctl;
 pub mod invariants;
 mod io;
+mod malloc_types;
 mod platform;
 pub mod raw_pass;
 mod runtime;
 pub mod sbuf;
 mod sched;
 mod topology;
+mod uma;
 
 pub use gctl::{CtlReply, CtlRequest, CtlValue};
 pub use invariants::{InvariantPolicy, Violation, ViolationKind};
 pub use io::Handle;
+pub use malloc_types::MallocUsage;
 pub use runtime::{format_topology, BioResult, ConsumerInfo, GeomInfo, ProviderInfo, Runtime, RuntimeConfig, Topo};
+pub use uma::ZoneInfo;
