@@ -16,6 +16,11 @@
 //! * For work that may sleep: intrusive bio queues ([`BioQueue`]), worker actors with their
 //!   own thread ([`Worker`], [`Handler`]) and locks ([`Mutex`] for any context, [`SleepLock`]
 //!   for sleepable ones).
+//! * Memory: malloc types ([`malloc_define!`], [`MallocType`]) and what is allocated in
+//!   them ([`KBox`], [`KBuf`]), UMA zones ([`Zone`], [`ZoneBox`]), and bios a class issues
+//!   itself, owning their buffer ([`BufBio`]) or borrowing one ([`BareBio`]). Allocation
+//!   that may wait needs a context that may ([`MayWait`]); from start and done it is
+//!   `M_NOWAIT` and fails with `ENOMEM`.
 //!
 //! The target release is chosen with one cargo feature: `freebsd-15` (the default),
 //! `freebsd-14` or `freebsd-16`. Class code never sees the difference.
@@ -31,6 +36,8 @@ pub mod context;
 pub mod ctl;
 pub mod error;
 pub mod handles;
+pub mod iobuf;
+pub mod malloc;
 pub mod metadata;
 pub mod module;
 pub mod sync;
@@ -38,6 +45,7 @@ pub mod sys;
 pub mod verbs;
 pub mod worker;
 pub mod xml;
+pub mod zone;
 
 pub use bio::{BioFlags, Child, Children, Cmd, Fanout, Request};
 pub use bioq::BioQueue;
@@ -46,11 +54,14 @@ pub use context::{uptime_ns, IoCtx, MayWait, SleepCtx, Topology};
 pub use ctl::Gctl;
 pub use error::{Errno, Result};
 pub use handles::{Consumer, GeomBuf, GeomRef, Provider};
+pub use iobuf::{BareBio, BufBio};
+pub use malloc::{KBox, KBuf, MallocType};
 pub use metadata::{MetaError, Metadata};
 pub use sync::{Mutex, MutexGuard, SleepLock, SleepLockGuard};
 pub use verbs::{NoVerbs, VerbArgs, Verbs};
 pub use worker::{Handler, PostError, Worker};
 pub use xml::{Dump, XmlWriter};
+pub use zone::{Zone, ZoneBox};
 
 /// The derives and attribute of `geom-macros`, so a class needs only this crate.
 pub use geom_macros::{geom_class, VerbArgs, Verbs};

@@ -4,6 +4,7 @@
 use std::alloc::{alloc, alloc_zeroed, dealloc, Layout};
 use std::collections::HashMap;
 use std::ffi::CStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -21,13 +22,43 @@ pub(crate) fn m_geom() -> *mut malloc_type {
     crate::topology::M_GEOM.get().cast()
 }
 
-/// Outstanding bytes and allocations per malloc type, for `vmstat -m`-style reports.
+/// Outstanding bytes and allocations per malloc type, for `vmstat -m`-style reports, and
+/// the kernel memory allocators' fault injection.
 #[derive(Default)]
 pub(crate) struct MallocStats {
     by_type: Mutex<HashMap<usize, (i64, i64)>>,
+    /// Fail this many upcoming `M_NOWAIT` mallocs.
+    fail_malloc: AtomicU64,
+    /// Fail this many upcoming `M_NOWAIT` UMA zone allocations.
+    fail_zone: AtomicU64,
+}
+
+/// Take one injected failure from `counter`, if any is left.
+fn take_failure(counter: &AtomicU64) -> bool {
+    counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok()
 }
 
 impl MallocStats {
+    /// Outstanding (bytes, allocations) of one type.
+    pub(crate) fn usage(&self, mtp: *const malloc_type) -> (i64, i64) {
+        lock(&self.by_type).get(&(mtp as usize)).copied().unwrap_or_default()
+    }
+
+    /// Make the next `n` `M_NOWAIT` mallocs fail.
+    pub(crate) fn fail_next_mallocs(&self, n: u64) {
+        self.fail_malloc.store(n, Ordering::Release);
+    }
+
+    /// Make the next `n` `M_NOWAIT` zone allocations fail.
+    pub(crate) fn fail_next_zone_allocs(&self, n: u64) {
+        self.fail_zone.store(n, Ordering::Release);
+    }
+
+    /// Should this `M_NOWAIT` zone allocation fail?
+    pub(crate) fn zone_alloc_fails(&self) -> bool {
+        take_failure(&self.fail_zone)
+    }
+
     fn account(&self, mtp: *mut malloc_type, bytes: i64, count: i64) {
         let mut g = lock(&self.by_type);
         let e = g.entry(mtp as usize).or_default();
@@ -65,6 +96,9 @@ pub unsafe extern "C" fn geom_rs_malloc(size: usize, mtp: *mut malloc_type, flag
         k.assert_sleepable("malloc(M_WAITOK)");
     } else if flags & sys::M_NOWAIT == 0 {
         k.inv.report(ViolationKind::Kassert, format!("malloc flags {flags:#x} name neither M_WAITOK nor M_NOWAIT"));
+    }
+    if flags & sys::M_NOWAIT != 0 && take_failure(&k.malloc.fail_malloc) {
+        return std::ptr::null_mut();
     }
     let Some(total) = size.checked_add(HEADER) else { return std::ptr::null_mut() };
     let Ok(layout) = Layout::from_size_align(total, HEADER) else { return std::ptr::null_mut() };

@@ -67,3 +67,24 @@ static_assertions::assert_eq_size!(malloc_type, [u8; 112]);
 static_assertions::const_assert_eq!(core::mem::offset_of!(malloc_type, ks_version), 8);
 static_assertions::const_assert_eq!(core::mem::offset_of!(malloc_type, ks_shortdesc), 16);
 static_assertions::const_assert_eq!(core::mem::offset_of!(malloc_type, ks_mti), 24);
+
+/// The alignment every `malloc(9)` allocation has at least, on amd64. Small requests come
+/// from power-of-two UMA zones of 16 bytes and up, whose items are aligned to their size;
+/// large ones are whole pages (`sys/kern/kern_malloc.c`: `KMEM_ZBASE`, `kmemzones`,
+/// `malloc_large`). geom-host's `malloc` guarantees the same 16 bytes.
+pub const MALLOC_MIN_ALIGN: usize = 16;
+
+unsafe extern "C" {
+    /// `malloc_init(data)`: register the malloc type `data` points at (what the `SYSINIT`
+    /// of `MALLOC_DEFINE` runs at module load). The kernel panics if its `ks_version` is not
+    /// the running kernel's `M_VERSION`.
+    ///
+    /// C declares it `void malloc_init(void *)`; it is declared here with the
+    /// `sysinit_cfunc_t` parameter type (`const void *`, the same ABI) so that it can be put
+    /// in a `struct sysinit` as it is.
+    pub fn malloc_init(data: *const c_void);
+    /// `malloc_uninit(data)`: unregister the malloc type (the `SYSUNINIT` of
+    /// `MALLOC_DEFINE`, at module unload); prints a warning if memory of that type is still
+    /// allocated. Declared like [`malloc_init`].
+    pub fn malloc_uninit(data: *const c_void);
+}

@@ -28,6 +28,7 @@ pub mod platform;
 pub mod queue;
 mod release;
 mod types;
+mod uma_h;
 
 pub use bio_h::*;
 pub use geom_ctl_h::*;
@@ -40,3 +41,4 @@ pub use module_h::*;
 pub use queue::*;
 pub use release::*;
 pub use types::*;
+pub use uma_h::*;
