@@ -17,6 +17,7 @@
 
 mod biomem;
 pub mod bioq;
+pub mod command;
 mod confxml;
 pub mod disk;
 mod events;

@@ -319,3 +319,29 @@ fn delay_knobs_hold_requests_back_without_losing_them() {
     ok(rt.ctl(&nop("destroy").arg("md0.nop")));
     finish(rt);
 }
+
+#[test]
+fn geom8_command_lines_from_the_same_declaration() {
+    use geom_host::command;
+    let (rt, _md) = runtime("nop-cmdline");
+    let req = command::parse::<Nop>(&["create", "-w", "100", "-e5", "-s", "1m", "/dev/md0"]).unwrap();
+    // What geom(8) sends: every option, the ones left out with their defaults.
+    assert_eq!(req.get("version"), Some(&CtlValue::Uint32(G_NOP_VERSION)));
+    assert_eq!(req.get("wfailprob"), Some(&CtlValue::Intmax(100)));
+    assert_eq!(req.get("count_until_fail"), Some(&CtlValue::Intmax(-1)));
+    assert_eq!(req.get("verbose"), Some(&CtlValue::Int(0)));
+    assert_eq!(req.get("gnopname"), None, "optional options are not sent when left out");
+    ok(rt.ctl(&req));
+    assert_eq!(rt.provider("md0.nop").unwrap().mediasize, MIB as i64, "-s 1m");
+    let h = rt.open("md0.nop", 1, 1, 0).unwrap();
+    assert_eq!(h.write(0, &[7; 512]), Err(5), "-w 100 -e5");
+    h.close().unwrap();
+    ok(rt.ctl(&command::parse::<Nop>(&["destroy", "-fv", "md0.nop"]).unwrap()));
+    let e = |argv: &[&str]| command::parse::<Nop>(argv).unwrap_err().0;
+    assert_eq!(e(&["create", "-w", "1", "-w", "2", "md0"]), "Option 'w' specified twice.");
+    assert!(e(&["create", "-y", "md0"]).starts_with("Invalid option -- 'y'."));
+    assert_eq!(e(&["create", "-o", "lots", "md0"]), "Invalid value for 'o' argument.");
+    assert_eq!(e(&["label", "md0"]), "Unknown command: label.");
+    assert_eq!(command::usage::<Nop>("nop")[3], "geom nop reset [-v] prov ...");
+    finish(rt);
+}

@@ -1,0 +1,178 @@
+//! geom(8)'s command line, driven by a class's verb declaration: `geom nop create -w 100
+//! md0` becomes the same request geom(8) would send (`"class"`, `"verb"`, `"version"`, every
+//! option with its type and default, `"nargs"` and `"arg0"`.., a 4 KiB `"output"`).
+//!
+//! The option tables are the class's own ([`geom_core::Verbs::VERBS`]), so what this parses
+//! is exactly what the kernel side will accept.
+//!
+//! ```
+//! use geom_class_nop::{Nop, NopVerb};
+//! use geom_host::command;
+//!
+//! let req = command::parse::<Nop>(&["create", "-v", "-w", "100", "-d", "1k", "md0"]).unwrap();
+//! assert_eq!(req.verb(), "create");
+//! assert_eq!(command::usage::<Nop>("nop")[2], "geom nop destroy [-fv] prov ...");
+//! assert!(command::parse::<Nop>(&["create", "-w"]).is_err());
+//! ```
+
+use geom_core::verbs::{OptDefault, OptKind, OptSpec, VerbSpec};
+use geom_core::{GeomClass, Verbs};
+
+use crate::gctl::{CtlRequest, CtlValue};
+
+/// geom(8)'s output buffer size.
+const OUTPUT: usize = 4096;
+
+/// A command line geom(8) would refuse, with its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandError(pub String);
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+fn err<T>(msg: String) -> Result<T, CommandError> {
+    Err(CommandError(msg))
+}
+
+/// The usage lines of every verb of `C` (`geom <class> <verb> ...`), as `geom <class> help`
+/// prints them.
+pub fn usage<C: GeomClass>(class: &str) -> Vec<String> {
+    C::Verb::VERBS.iter().map(|v| format!("geom {class} {} {}", v.name, v.usage()).trim_end().to_string()).collect()
+}
+
+/// Parse `argv` (the verb, then its options and arguments) into the request geom(8) sends
+/// for class `C`. Options come before arguments (geom(8) uses BSD getopt: the first
+/// argument that is not an option ends them; `--` too).
+pub fn parse<C: GeomClass>(argv: &[&str]) -> Result<CtlRequest, CommandError> {
+    let Some((&verb, rest)) = argv.split_first() else { return err("No command given.".into()) };
+    let Some(spec) = C::Verb::VERBS.iter().find(|v| v.name == verb) else {
+        return err(format!("Unknown command: {verb}."));
+    };
+    if spec.local {
+        return err(format!("'{verb}' is done by the class library in userland, not sent to the kernel."));
+    }
+    let class = C::NAME.to_string_lossy().into_owned();
+    let mut req = CtlRequest::new(&class, verb);
+    if let Some(v) = C::VERSION {
+        req = req.param("version", CtlValue::Uint32(v));
+    }
+    let (given, args) = options(spec, rest)?;
+    for o in spec.options {
+        let value = match given.iter().find(|(c, _)| *c == o.short) {
+            Some((_, v)) => Some(value_of(o, v.as_deref())?),
+            None => default_of(o),
+        };
+        if let Some(v) = value {
+            req = req.param(o.name, v);
+        }
+    }
+    for a in args {
+        req = req.arg(a);
+    }
+    Ok(req.output(OUTPUT))
+}
+
+/// getopt over `spec`'s options: the letters given with their values, and the arguments.
+#[allow(clippy::type_complexity)]
+fn options<'a>(spec: &VerbSpec, argv: &[&'a str]) -> Result<(Vec<(char, Option<String>)>, Vec<&'a str>), CommandError> {
+    let mut given: Vec<(char, Option<String>)> = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        let a = argv[i];
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        let Some(letters) = a.strip_prefix('-').filter(|l| !l.is_empty()) else { break };
+        let mut chars = letters.char_indices();
+        while let Some((at, c)) = chars.next() {
+            let Some(o) = spec.options.iter().find(|o| o.short == c) else {
+                return err(format!("Invalid option -- '{c}'.\nusage: {} {}", spec.name, spec.usage()));
+            };
+            if given.iter().any(|(g, _)| *g == c) {
+                return err(format!("Option '{c}' specified twice."));
+            }
+            if o.kind == OptKind::Bool {
+                given.push((c, None));
+                continue;
+            }
+            // A valued option takes the rest of this word, or the next word.
+            let tail = &letters[at + c.len_utf8()..];
+            let value = if !tail.is_empty() {
+                tail.to_string()
+            } else {
+                i += 1;
+                match argv.get(i) {
+                    Some(v) => v.to_string(),
+                    None => return err(format!("Option requires an argument -- '{c}'.")),
+                }
+            };
+            given.push((c, Some(value)));
+            break;
+        }
+        i += 1;
+    }
+    Ok((given, argv[i.min(argv.len())..].to_vec()))
+}
+
+/// The parameter for an option the user gave.
+fn value_of(o: &OptSpec, v: Option<&str>) -> Result<CtlValue, CommandError> {
+    match (o.kind, v) {
+        (OptKind::Bool, _) => Ok(CtlValue::Int(1)),
+        (OptKind::Number, Some(v)) => match expand_number(v) {
+            Some(n) => Ok(CtlValue::Intmax(n)),
+            None => err(format!("Invalid value for '{}' argument.", o.short)),
+        },
+        (OptKind::String, Some(v)) => Ok(CtlValue::Ascii(v.to_string())),
+        (_, None) => err(format!("Option requires an argument -- '{}'.", o.short)),
+    }
+}
+
+/// The parameter geom(8) sends for an option the user left out.
+fn default_of(o: &OptSpec) -> Option<CtlValue> {
+    match (o.kind, o.default) {
+        (OptKind::Bool, _) => Some(CtlValue::Int(0)),
+        (_, OptDefault::Absent) => None,
+        (_, OptDefault::Number(n)) => Some(CtlValue::Intmax(n)),
+        (_, OptDefault::Str(s)) => Some(CtlValue::Ascii(s.to_string())),
+    }
+}
+
+/// expand_number(3): an integer with an optional k, m, g, t, p or e suffix (powers of 1024,
+/// either case); `None` for anything else or an overflow.
+pub fn expand_number(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (digits, shift) = match s.chars().last()?.to_ascii_lowercase() {
+        'k' => (&s[..s.len() - 1], 10),
+        'm' => (&s[..s.len() - 1], 20),
+        'g' => (&s[..s.len() - 1], 30),
+        't' => (&s[..s.len() - 1], 40),
+        'p' => (&s[..s.len() - 1], 50),
+        'e' => (&s[..s.len() - 1], 60),
+        'b' => (&s[..s.len() - 1], 0),
+        _ => (s, 0),
+    };
+    let n: i64 = digits.parse().ok()?;
+    n.checked_mul(1i64.checked_shl(shift)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_number;
+
+    #[test]
+    fn numbers_expand_like_expand_number() {
+        assert_eq!(expand_number("64k"), Some(65536));
+        assert_eq!(expand_number("1M"), Some(1 << 20));
+        assert_eq!(expand_number("-1"), Some(-1));
+        assert_eq!(expand_number("512"), Some(512));
+        assert_eq!(expand_number("8e"), None, "overflow");
+        assert_eq!(expand_number("k"), None);
+        assert_eq!(expand_number("12x"), None);
+    }
+}
