@@ -89,8 +89,7 @@ fn options<'a>(spec: &VerbSpec, argv: &[&'a str]) -> Result<(Vec<(char, Option<S
             break;
         }
         let Some(letters) = a.strip_prefix('-').filter(|l| !l.is_empty()) else { break };
-        let mut chars = letters.char_indices();
-        while let Some((at, c)) = chars.next() {
+        for (at, c) in letters.char_indices() {
             let Some(o) = spec.options.iter().find(|o| o.short == c) else {
                 return err(format!("Invalid option -- '{c}'.\nusage: {} {}", spec.name, spec.usage()));
             };
