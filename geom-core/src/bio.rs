@@ -489,11 +489,12 @@ unsafe fn destroy_child(child: *mut bio) {
 
 /// The `bio_done` of every clone a [`Fanout`] sends.
 unsafe extern "C" fn fanout_child_done(child: *mut bio) {
+    // The parent's count fields are shared by clones completing on different threads, so they
+    // are updated atomically. With a done hook, each clone is pushed on the parent's list
+    // (bio_driver2, linked through the clone's bio_queue) before it is counted, so the last
+    // one finds them all.
     // SAFETY: GEOM calls bio_done once per completed clone; the parent stays alive until its
-    // last child is folded in below (only then is it delivered). The parent's count fields
-    // are shared by clones completing on different threads, so they are updated atomically.
-    // With a done hook, each clone is pushed on the parent's list (bio_driver2, linked through
-    // the clone's bio_queue) before it is counted, so the last one finds them all.
+    // last child is folded in below (only then is it delivered).
     unsafe {
         let parent = (*child).bio_parent;
         let e = (*child).error();
