@@ -324,47 +324,40 @@ impl<H: Handler, const N: usize> Worker<H, N> {
     /// done. Gives the request back if the worker is stopping (fail it, typically with
     /// `ENXIO`).
     pub fn post_bio(&self, req: Request) -> core::result::Result<(), Request> {
-        let sh = self.shared();
-        sh.mtx.lock();
-        // SAFETY: mtx held until the unlock below.
-        let wake = unsafe {
-            let mb = &mut *sh.mail.get();
-            if mb.phase != Phase::Running {
-                sh.mtx.unlock();
-                return Err(req);
-            }
-            mb.bios.insert_tail(req);
-            let wake = mb.asleep;
-            sh.mtx.unlock();
-            wake
-        };
-        if wake {
-            wakeup(sh.mail_chan());
-        }
-        Ok(())
+        self.enqueue(
+            req,
+            |mb, req| {
+                mb.bios.insert_tail(req);
+                Ok(())
+            },
+            |req| req,
+        )
     }
 
     /// Queue a message for the handler. Never sleeps, never allocates: callable from start
     /// and done. Gives the message back if the ring is full or the worker is stopping.
     pub fn post(&self, msg: H::Msg) -> core::result::Result<(), PostError<H::Msg>> {
+        self.enqueue(msg, |mb, msg| mb.msgs.push_back(msg).map_err(PostError::Full), PostError::Stopped)
+    }
+
+    /// Put `item` in the mailbox with `push` under the mailbox mutex (or hand it back through
+    /// `stopped` if the worker no longer runs), and wake the thread if it sleeps.
+    fn enqueue<T, E>(
+        &self,
+        item: T,
+        push: impl FnOnce(&mut Mailbox<H::Msg, N>, T) -> core::result::Result<(), E>,
+        stopped: impl FnOnce(T) -> E,
+    ) -> core::result::Result<(), E> {
         let sh = self.shared();
         sh.mtx.lock();
         // SAFETY: mtx held until the unlock below.
-        let wake = unsafe {
+        let result = unsafe {
             let mb = &mut *sh.mail.get();
-            if mb.phase != Phase::Running {
-                sh.mtx.unlock();
-                return Err(PostError::Stopped(msg));
-            }
-            if let Err(msg) = mb.msgs.push_back(msg) {
-                sh.mtx.unlock();
-                return Err(PostError::Full(msg));
-            }
-            let wake = mb.asleep;
+            let r = if mb.phase == Phase::Running { push(mb, item).map(|()| mb.asleep) } else { Err(stopped(item)) };
             sh.mtx.unlock();
-            wake
+            r
         };
-        if wake {
+        if result? {
             wakeup(sh.mail_chan());
         }
         Ok(())
