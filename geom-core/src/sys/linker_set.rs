@@ -55,15 +55,7 @@ static_assertions::assert_eq_align!(SetEntry, *const c_void);
 #[macro_export]
 macro_rules! sysinit {
     ($name:ident, $sub:expr, $order:expr, $func:expr, $udata:expr) => {
-        #[allow(non_upper_case_globals)]
-        static $name: $crate::sys::KernelCell<$crate::sys::sysinit> =
-            $crate::sys::KernelCell::new($crate::sys::sysinit::new($sub, $order, $func, $udata));
-        const _: () = {
-            #[allow(unsafe_code)]
-            #[used]
-            #[link_section = "set_sysinit_set"]
-            static ENTRY: $crate::sys::SetEntry = $crate::sys::SetEntry::new(&$name);
-        };
+        $crate::__sysinit_in_set!("set_sysinit_set", $name, $sub, $order, $func, $udata);
     };
 }
 
@@ -73,13 +65,23 @@ macro_rules! sysinit {
 #[macro_export]
 macro_rules! sysuninit {
     ($name:ident, $sub:expr, $order:expr, $func:expr, $udata:expr) => {
+        $crate::__sysinit_in_set!("set_sysuninit_set", $name, $sub, $order, $func, $udata);
+    };
+}
+
+/// A `sysinit` record and its entry in linker set `$set` (the body of `sysinit!` and
+/// `sysuninit!`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sysinit_in_set {
+    ($set:literal, $name:ident, $sub:expr, $order:expr, $func:expr, $udata:expr) => {
         #[allow(non_upper_case_globals)]
         static $name: $crate::sys::KernelCell<$crate::sys::sysinit> =
             $crate::sys::KernelCell::new($crate::sys::sysinit::new($sub, $order, $func, $udata));
         const _: () = {
             #[allow(unsafe_code)]
             #[used]
-            #[link_section = "set_sysuninit_set"]
+            #[link_section = $set]
             static ENTRY: $crate::sys::SetEntry = $crate::sys::SetEntry::new(&$name);
         };
     };
