@@ -456,33 +456,26 @@ impl KnobChange {
     }
 }
 
-impl From<&Create> for KnobChange {
-    fn from(o: &Create) -> Self {
-        KnobChange {
-            error: o.error,
-            rfailprob: o.rfailprob,
-            wfailprob: o.wfailprob,
-            count_until_fail: o.count_until_fail,
-            delaymsec: o.delaymsec,
-            rdelayprob: o.rdelayprob,
-            wdelayprob: o.wdelayprob,
+/// Both verbs that set knobs carry the same seven options, as in lib/geom/nop.
+macro_rules! knob_change_from {
+    ($($verb:ty),*) => {$(
+        impl From<&$verb> for KnobChange {
+            fn from(o: &$verb) -> Self {
+                KnobChange {
+                    error: o.error,
+                    rfailprob: o.rfailprob,
+                    wfailprob: o.wfailprob,
+                    count_until_fail: o.count_until_fail,
+                    delaymsec: o.delaymsec,
+                    rdelayprob: o.rdelayprob,
+                    wdelayprob: o.wdelayprob,
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl From<&Configure> for KnobChange {
-    fn from(o: &Configure) -> Self {
-        KnobChange {
-            error: o.error,
-            rfailprob: o.rfailprob,
-            wfailprob: o.wfailprob,
-            count_until_fail: o.count_until_fail,
-            delaymsec: o.delaymsec,
-            rdelayprob: o.rdelayprob,
-            wdelayprob: o.wdelayprob,
-        }
-    }
-}
+knob_change_from!(Create, Configure);
 
 fn create(cls: &Class<Nop>, topo: &mut Topology, req: &mut Gctl<'_>, name: &CStr, o: &Create) -> Result<()> {
     let Some(pp) = Provider::by_name(topo, name) else {
