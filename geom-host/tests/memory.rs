@@ -9,7 +9,7 @@ use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use common::{collecting, finish, runtime, Rng};
+use common::{collecting, finish, runtime, AnyVerb, Rng};
 use geom_core::sys::{self, errno, KernelCell};
 use geom_core::{
     BareBio, BufBio, Class, Cmd, Consumer, Dump, Errno, Gctl, Geom, GeomClass, GeomRef, IoCtx, KBox, KBuf, Provider,
@@ -431,16 +431,6 @@ struct BounceGeom {
     cp: Consumer,
     track: Arc<Zone<Track>>,
     stats: Arc<Stats>,
-}
-
-/// The test's verbs are read by hand: the verb name is all the declaration keeps.
-struct AnyVerb(CString);
-
-impl geom_core::Verbs for AnyVerb {
-    const VERBS: &'static [geom_core::verbs::VerbSpec] = &[];
-    fn from_gctl(_req: &mut Gctl<'_>, verb: &CStr) -> Option<Self> {
-        Some(AnyVerb(verb.into()))
-    }
 }
 
 #[geom_core::geom_class]

@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex as StdMutex, OnceLock};
 use std::time::Duration;
 
-use common::{finish, runtime, Rng};
+use common::{finish, runtime, AnyVerb, Rng};
 use geom_core::sys::errno;
 use geom_core::{
     BioQueue, Class, Cmd, Consumer, Dump, Errno, Gctl, Geom, GeomClass, GeomRef, Handler, IoCtx, Mutex, PostError,
-    Provider, Request, Result, SleepCtx, SleepLock, Topology, Verbs, Worker, XmlWriter,
+    Provider, Request, Result, SleepCtx, SleepLock, Topology, Worker, XmlWriter,
 };
 use geom_host::disk::MdConfig;
 use geom_host::{CtlRequest, Runtime};
@@ -331,16 +331,6 @@ fn create(cls: &Class<Wq>, topo: &mut Topology, req: &mut Gctl<'_>, mode: Mode) 
     newpp.set_geometry(topo, pp.mediasize(), pp.sectorsize(), 0, 0);
     newpp.set_direct(topo);
     newpp.set_ready(topo);
-}
-
-/// The test's verbs are read by hand: the verb name is all the declaration keeps.
-struct AnyVerb(CString);
-
-impl Verbs for AnyVerb {
-    const VERBS: &'static [geom_core::verbs::VerbSpec] = &[];
-    fn from_gctl(_req: &mut Gctl<'_>, verb: &CStr) -> Option<Self> {
-        Some(AnyVerb(verb.into()))
-    }
 }
 
 #[geom_macros::geom_class]

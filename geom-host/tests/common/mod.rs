@@ -1,7 +1,21 @@
 //! Helpers shared by the runtime's integration tests.
 #![allow(dead_code)]
 
+use std::ffi::{CStr, CString};
+
+use geom_core::Gctl;
 use geom_host::{Runtime, RuntimeConfig};
+
+/// Verbs for test classes that read their parameters by hand: any verb is accepted and only
+/// its name is kept.
+pub struct AnyVerb(pub CString);
+
+impl geom_core::Verbs for AnyVerb {
+    const VERBS: &'static [geom_core::verbs::VerbSpec] = &[];
+    fn from_gctl(_req: &mut Gctl<'_>, verb: &CStr) -> Option<Self> {
+        Some(AnyVerb(verb.into()))
+    }
+}
 
 /// A small deterministic generator (splitmix64): tests need reproducible "random" data and
 /// offsets without a dependency.
