@@ -239,13 +239,12 @@ pub fn derive_verb_args(input: DeriveInput) -> syn::Result<TokenStream> {
             }
         }
     }
-    let args_spec = args_spec.unwrap_or_else(|| quote!(::geom_core::verbs::ArgSpec::NONE));
-    let reads_no_args = if fields.named.iter().any(|f| f.attrs.iter().any(|a| a.path().is_ident("args"))) {
-        quote!()
-    } else {
-        // Still insist there are no stray positional arguments.
-        quote!(let _ = ::geom_core::verbs::positional(req, &<Self as ::geom_core::verbs::VerbArgs>::ARGS)?;)
+    // Without an #[args] field, still insist there are no stray positional arguments.
+    let reads_no_args = match args_spec {
+        Some(_) => quote!(),
+        None => quote!(let _ = ::geom_core::verbs::positional(req, &<Self as ::geom_core::verbs::VerbArgs>::ARGS)?;),
     };
+    let args_spec = args_spec.unwrap_or_else(|| quote!(::geom_core::verbs::ArgSpec::NONE));
     let struct_help = doc(&input.attrs);
     Ok(quote! {
         impl ::geom_core::verbs::VerbArgs for #ident {
