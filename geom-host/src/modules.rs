@@ -94,17 +94,11 @@ impl Runtime {
         // SAFETY: the module's records are 'static statics made by declare_geom_class!.
         let rec = unsafe { check_records(m) }?;
         let _e = enter(&self.k);
-        {
-            let mut mods = lock(&self.k.modules);
-            if mods.iter().any(|l| l.name == rec.name || l.kld == rec.kld) {
-                return Err(errno::EEXIST);
-            }
-            mods.push(LoadedModule {
-                name: rec.name.clone(),
-                kld: rec.kld,
-                version: rec.version,
-                data: m.data.get() as usize,
-            });
+        // The module list lock is held for the whole load, as FreeBSD holds kld_sx: loads
+        // (and their module_register_init result) do not interleave.
+        let mut mods = lock(&self.k.modules);
+        if mods.iter().any(|l| l.name == rec.name || l.kld == rec.kld) {
+            return Err(errno::EEXIST);
         }
         // SAFETY: the sysinit record is 'static; its function and argument are the module's.
         let si = unsafe { &*m.sysinit.get() };
@@ -118,12 +112,10 @@ impl Runtime {
             _ => errno::ENOEXEC,
         };
         if error != 0 {
-            lock(&self.k.modules).retain(|l| l.name != rec.name);
+            return Err(error);
         }
-        match error {
-            0 => Ok(()),
-            e => Err(e),
-        }
+        mods.push(LoadedModule { name: rec.name, kld: rec.kld, version: rec.version, data: m.data.get() as usize });
+        Ok(())
     }
 
     /// Unload class `C`'s module, as `kldunload`: `MOD_UNLOAD` through its event handler
@@ -131,10 +123,12 @@ impl Runtime {
     pub fn unload<C: DeclaredModule>(&self) -> Result<(), i32> {
         let m = C::module();
         let key = m.data.get() as usize;
-        if !lock(&self.k.modules).iter().any(|l| l.data == key) {
+        let _e = enter(&self.k);
+        // Held for the whole unload, as for load.
+        let mut mods = lock(&self.k.modules);
+        if !mods.iter().any(|l| l.data == key) {
             return Err(errno::ENOENT);
         }
-        let _e = enter(&self.k);
         // SAFETY: the module data is 'static; its handler is g_modevent with the class.
         let error = unsafe {
             let data = &*m.data.get();
@@ -146,7 +140,7 @@ impl Runtime {
         if error != 0 {
             return Err(error);
         }
-        lock(&self.k.modules).retain(|l| l.data != key);
+        mods.retain(|l| l.data != key);
         Ok(())
     }
 
