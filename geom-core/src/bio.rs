@@ -318,7 +318,15 @@ impl Fanout {
             if child.is_null() {
                 return Err(Errno::ENOMEM);
             }
-            if !(*child).bio_data.is_null() && (*child).bio_flags & sys::BIO_UNMAPPED == 0 {
+            if (*child).bio_flags & sys::BIO_UNMAPPED != 0 {
+                // An unmapped request's data is a page array: the clone's window starts
+                // data_offset bytes into it, and covers as many pages as its length touches.
+                let start = (*child).bio_ma_offset as usize + data_offset;
+                let len = usize::try_from(length).unwrap_or(0);
+                (*child).bio_ma = (*child).bio_ma.add(start / sys::PAGE_SIZE);
+                (*child).bio_ma_offset = (start % sys::PAGE_SIZE) as core::ffi::c_int;
+                (*child).bio_ma_n = ((start % sys::PAGE_SIZE) + len).div_ceil(sys::PAGE_SIZE) as core::ffi::c_int;
+            } else if !(*child).bio_data.is_null() {
                 (*child).bio_data = (*child).bio_data.add(data_offset);
             }
             self.link(child, cp, offset, length, tag);
@@ -356,6 +364,26 @@ impl Fanout {
             self.link(child, cp, offset, length, tag);
             Ok(core::slice::from_raw_parts_mut(buf.cast::<u8>(), len))
         }
+    }
+
+    /// [`Fanout::add_bounce`], then `fill(request_data, bounce)` with the request's buffer
+    /// (empty for requests without mapped data) beside the new bounce buffer: the way a
+    /// WRITE gathers its pieces into one component request.
+    pub fn add_bounce_with(
+        &mut self,
+        cx: &IoCtx,
+        cp: Consumer,
+        offset: i64,
+        length: i64,
+        tag: usize,
+        fill: impl FnOnce(&[u8], &mut [u8]),
+    ) -> Result<()> {
+        let bounce: *mut [u8] = self.add_bounce(cx, cp, offset, length, tag)?;
+        let data = self.request().data().unwrap_or(&[]);
+        // SAFETY: the bounce buffer is a fresh allocation owned by the unsent clone, distinct
+        // from the request's buffer, and nothing else reaches it until the clone is sent.
+        fill(data, unsafe { &mut *bounce });
+        Ok(())
     }
 
     /// Finish a new clone: its range, done hook, tag and consumer, and chain it for sending.
@@ -440,6 +468,14 @@ impl Fanout {
         if let Some(parent) = self.parent.take() {
             parent.fail(e);
         }
+    }
+
+    /// Give up on this split but keep the request: destroy the clones made so far, wind back
+    /// its child count, and hand it back to be handled another way (gstripe falls back from
+    /// its gathering mode to one clone per stripe when it runs short of memory).
+    pub fn cancel(mut self) -> Request {
+        self.destroy_unsent();
+        self.parent.take().expect("a Fanout holds its request until send or abort")
     }
 
     fn destroy_unsent(&mut self) {

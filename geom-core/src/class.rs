@@ -13,7 +13,7 @@
 //! geom's state when its last provider goes).
 
 use alloc::boxed::Box;
-use core::ffi::{c_char, c_int, CStr};
+use core::ffi::{c_char, c_int, c_void, CStr};
 use core::ptr;
 
 use crate::bio::{Children, Request};
@@ -23,7 +23,8 @@ use crate::error::{Errno, Result};
 use crate::handles::{Consumer, GeomRef, Provider};
 use crate::metadata::{read_last_sector, write_last_sector, MetaError, Metadata};
 use crate::sys::{self, bio, g_class, g_consumer, g_geom, g_provider, gctl_req, sbuf};
-use crate::verbs::{check_version, Verbs};
+use crate::userland::Userland;
+use crate::verbs::{check_version, unknown_verb, Verbs};
 use crate::xml::{Dump, XmlWriter};
 
 bitflags::bitflags! {
@@ -108,6 +109,13 @@ pub trait GeomClass: Sized + Send + Sync + 'static {
     /// A geom(8) request for this class, already checked and parsed into one of its verbs.
     /// Errors are reported with [`Gctl::error`].
     fn ctlreq(_cls: &Class<Self>, _topo: &mut Topology, _req: &mut Gctl<'_>, _verb: Self::Verb) {}
+
+    /// A verb of the class library that runs in userland (`#[verb(local)]`: geom(8)'s
+    /// `gc_func`, such as `label`, `clear` and `dump`), with the providers reached by name as
+    /// `/dev` nodes. Report failures with [`Userland::error`]. The default refuses every verb.
+    fn userland(u: &mut Userland<'_>, verb: Self::Verb) {
+        u.error(format_args!("Unknown command: {}.", verb.name()));
+    }
 
     /// The class is being unloaded: destroy `gp`, or refuse (`EBUSY` while it is open).
     fn destroy_geom(_cls: &Class<Self>, _topo: &mut Topology, _gp: GeomRef<Self>) -> Result<()> {
@@ -316,6 +324,34 @@ pub(crate) fn free_softc<C: GeomClass>(gp: *mut g_geom) {
     }
 }
 
+/// A withering geom with no provider left can no longer be reached by a request, so its
+/// softc can go. The method that withered it may still hold `&Softc`, though, so the softc is
+/// unhooked from the geom now (later events see none) and dropped by an event of its own,
+/// which runs after the current one.
+pub(crate) fn release_softc_if_unreachable<C: GeomClass>(gp: *mut g_geom) {
+    // SAFETY: called under the topology lock right after g_wither_geom on our live geom; the
+    // softc is NULL or the Box made by new_geom, unhooked once.
+    unsafe {
+        if (*gp).flags & sys::G_GEOM_WITHER == 0 || !(*gp).provider.is_empty() || (*gp).softc.is_null() {
+            return;
+        }
+        let sc = core::mem::replace(&mut (*gp).softc, ptr::null_mut());
+        let posted = sys::g_post_event(drop_softc_event::<C>, sc, sys::M_WAITOK, ptr::null_mut::<c_void>());
+        if posted != 0 {
+            // The event could not be queued: leak rather than free under a live borrow.
+            let msg = b"GEOM: a withered geom's state could not be released\n";
+            sys::platform::geom_rs_print(msg.as_ptr().cast(), msg.len());
+        }
+    }
+}
+
+/// The event that drops a softc unhooked by [`release_softc_if_unreachable`] (also when
+/// the event is cancelled: the memory is ours either way).
+unsafe extern "C" fn drop_softc_event<C: GeomClass>(arg: *mut c_void, _flag: c_int) {
+    // SAFETY: arg is the Box<C::Softc> unhooked from its geom; this event is its only owner.
+    unsafe { drop(Box::from_raw(arg.cast::<C::Softc>())) };
+}
+
 /// # Safety
 /// `mp` is a loaded class of type `C` (its `spare1` set by `init_tramp`).
 unsafe fn class_of<'a, C: GeomClass>(mp: *mut g_class) -> &'a Class<C> {
@@ -375,7 +411,14 @@ unsafe extern "C" fn ctlreq_tramp<C: GeomClass>(req: *mut gctl_req, mp: *mut g_c
                 return;
             }
         }
-        if let Some(parsed) = C::Verb::from_gctl(&mut g, CStr::from_ptr(verb)) {
+        let verb = CStr::from_ptr(verb);
+        // Verbs the class library runs in userland (label, clear, dump) are unknown to the
+        // kernel, as in C where ctlreq never lists them.
+        if C::Verb::spec(verb.to_bytes()).is_some_and(|v| v.local) {
+            unknown_verb::<()>(&mut g);
+            return;
+        }
+        if let Some(parsed) = C::Verb::from_gctl(&mut g, verb) {
             C::ctlreq(class_of::<C>(mp), &mut topo, &mut g, parsed);
         }
     }

@@ -95,6 +95,16 @@ impl Gctl<'_> {
         unsafe { sys::gctl_error(self.req, c"%s".as_ptr(), c.as_ptr()) };
     }
 
+    /// The provider named `name` (`/dev/` prefix allowed), or an error recorded as
+    /// `gctl_get_provider` records it.
+    pub fn provider(&mut self, topo: &crate::Topology, name: &CStr) -> Option<crate::Provider> {
+        let pp = crate::Provider::by_name(topo, crate::verbs::strip_dev(name));
+        if pp.is_none() {
+            self.error(format_args!("Provider not found: \"{}\"", name.to_string_lossy()));
+        }
+        pp
+    }
+
     /// Has an error been recorded?
     pub fn has_error(&self) -> bool {
         // SAFETY: live request (invariant).

@@ -45,6 +45,7 @@ errno_consts!(
     EROFS,
     ERANGE,
     EAGAIN,
+    EINPROGRESS,
     EOPNOTSUPP,
     ETIMEDOUT,
     ELOOP,
@@ -84,6 +85,13 @@ impl Errno {
             Ok(()) => 0,
             Err(e) => e.get(),
         }
+    }
+}
+
+impl Errno {
+    /// FreeBSD's `strerror(3)` text ("Device busy").
+    pub fn strerror(self) -> &'static str {
+        errno::strerror(self.get())
     }
 }
 

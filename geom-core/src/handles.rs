@@ -135,6 +135,27 @@ impl Provider {
         unsafe { (*self.0.as_ptr()).flags |= sys::G_PF_DIRECT_SEND | sys::G_PF_DIRECT_RECEIVE };
     }
 
+    /// Does it take unmapped requests (`G_PF_ACCEPT_UNMAPPED`: data as a page array, not
+    /// mapped into kernel memory)?
+    pub fn accepts_unmapped(&self) -> bool {
+        self.raw().flags & sys::G_PF_ACCEPT_UNMAPPED != 0
+    }
+
+    /// Say whether our provider takes unmapped requests. Only for geoms that never touch a
+    /// request's data themselves (clones made by [`crate::Fanout::add`] follow the page
+    /// array; bounce buffers and [`crate::Request::data`] need mapped requests).
+    pub fn set_accept_unmapped(&self, _topo: &mut Topology, on: bool) {
+        // SAFETY: topology lock held (token); the owner sets its provider's flags.
+        unsafe {
+            let p = self.0.as_ptr();
+            if on {
+                (*p).flags |= sys::G_PF_ACCEPT_UNMAPPED;
+            } else {
+                (*p).flags &= !sys::G_PF_ACCEPT_UNMAPPED;
+            }
+        }
+    }
+
     /// `g_error_provider(pp, 0)`: open for business.
     pub fn set_ready(&self, _topo: &mut Topology) {
         // SAFETY: live provider (invariant).
@@ -370,16 +391,20 @@ impl<C: GeomClass> GeomRef<C> {
         }
     }
 
-    /// `g_wither_geom`: orphan the providers; GEOM destroys the geom once unused.
+    /// `g_wither_geom`: orphan the providers; GEOM destroys the geom once unused. A geom
+    /// left without providers has its state dropped once the current topology event is over
+    /// (nothing can reach it any more; see [`crate::class`]).
     pub fn wither(&self, _topo: &mut Topology, e: Errno) {
         // SAFETY: topology lock held; live geom.
         unsafe { sys::g_wither_geom(self.gp.as_ptr(), e.get()) };
+        crate::class::release_softc_if_unreachable::<C>(self.gp.as_ptr());
     }
 
     /// `g_wither_geom_close`: close every consumer, then wither.
     pub fn wither_close(&self, _topo: &mut Topology, e: Errno) {
         // SAFETY: as above.
         unsafe { sys::g_wither_geom_close(self.gp.as_ptr(), e.get()) };
+        crate::class::release_softc_if_unreachable::<C>(self.gp.as_ptr());
     }
 
     /// `g_destroy_geom` of a geom with no consumers or providers (a taste's scratch geom).

@@ -40,8 +40,11 @@ pub mod iobuf;
 pub mod malloc;
 pub mod metadata;
 pub mod module;
+pub mod print;
+pub mod slot;
 pub mod sync;
 pub mod sys;
+pub mod userland;
 pub mod verbs;
 pub mod worker;
 pub mod xml;
@@ -57,7 +60,9 @@ pub use handles::{Consumer, GeomBuf, GeomRef, Provider};
 pub use iobuf::{BareBio, BufBio};
 pub use malloc::{KBox, KBuf, MallocType};
 pub use metadata::{MetaError, Metadata};
+pub use slot::Slot;
 pub use sync::{Mutex, MutexGuard, SleepLock, SleepLockGuard};
+pub use userland::Userland;
 pub use verbs::{NoVerbs, VerbArgs, Verbs};
 pub use worker::{Handler, PostError, Worker};
 pub use xml::{Dump, XmlWriter};
@@ -71,4 +76,10 @@ pub use geom_macros::{geom_class, VerbArgs, Verbs};
 pub fn arc4random() -> u32 {
     // SAFETY: the platform's arc4random has no preconditions.
     unsafe { sys::platform::geom_rs_random() }
+}
+
+/// `maxphys`: the largest request GEOM sends down (1 MiB on amd64 unless tuned).
+pub fn maxphys() -> u64 {
+    // SAFETY: maxphys is set at boot (or by the runtime) before any class runs, never after.
+    unsafe { sys::maxphys }
 }

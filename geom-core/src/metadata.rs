@@ -146,14 +146,19 @@ pub fn decode<M: Metadata>(sector: &[u8]) -> Result<M, MetaError> {
     M::decode(version, &mut r)
 }
 
-/// Does `sector` start with `M`'s magic (NUL-padded to 16 bytes)?
+/// Does `sector` start with `M`'s magic? See [`magic_matches`].
 pub fn has_magic<M: Metadata>(sector: &[u8]) -> bool {
+    magic_matches(sector, M::MAGIC)
+}
+
+/// Does `sector` start with `magic`? Compared as FreeBSD compares it (`strcmp` on the
+/// 16-byte field): the magic, then a NUL unless it fills the field. Bytes after that NUL do
+/// not count: FreeBSD's userland labels `strlcpy` the magic into an uninitialised struct, so
+/// real labels can carry stack garbage there.
+pub fn magic_matches(sector: &[u8], magic: &[u8]) -> bool {
     let Some(field) = sector.get(..MAGIC_LEN) else { return false };
-    let n = M::MAGIC.len();
-    if n > MAGIC_LEN {
-        return false;
-    }
-    field[..n] == M::MAGIC[..n] && field[n..].iter().all(|&b| b == 0)
+    let n = magic.len();
+    n <= MAGIC_LEN && field[..n] == *magic && (n == MAGIC_LEN || field[n] == 0)
 }
 
 /// A bounds-checked little-endian reader over a sector.
@@ -325,4 +330,15 @@ pub fn clear_last_sector<M: Metadata>(cx: &SleepCtx, cp: Consumer) -> Result<boo
     }
     cp.write_data(cx, off, &vec![0u8; ss]).map_err(MetaError::Io)?;
     Ok(true)
+}
+
+/// Read `M` through `cp`, one of our consumers attached to the provider: open it for reading,
+/// drop the topology lock around the read, close it again. How a class re-reads a label
+/// when it adds a component, to be sure it did not change since taste.
+pub fn read_through<M: Metadata>(topo: &mut crate::Topology, cp: Consumer) -> Result<M, MetaError> {
+    cp.access(topo, 1, 0, 0).map_err(MetaError::Io)?;
+    let r = topo.unlocked(|cx| read_last_sector::<M>(cx, cp));
+    // Closing what we opened cannot fail.
+    let _ = cp.access(topo, -1, 0, 0);
+    r
 }

@@ -211,6 +211,12 @@ pub trait Verbs: Sized {
     /// The verb named `verb`, read from `req`; records an error and returns `None` for an
     /// unknown verb or bad parameters.
     fn from_gctl(req: &mut Gctl<'_>, verb: &CStr) -> Option<Self>;
+    /// This verb's name.
+    fn name(&self) -> &'static str;
+    /// The declaration of the verb named `name`.
+    fn spec(name: &[u8]) -> Option<&'static VerbSpec> {
+        Self::VERBS.iter().find(|v| v.name.as_bytes() == name)
+    }
 }
 
 /// The verbs of a class that has none: every request is refused with "Unknown verb.".
@@ -220,6 +226,9 @@ impl Verbs for NoVerbs {
     const VERBS: &'static [VerbSpec] = &[];
     fn from_gctl(req: &mut Gctl<'_>, _verb: &CStr) -> Option<Self> {
         unknown_verb(req)
+    }
+    fn name(&self) -> &'static str {
+        match *self {}
     }
 }
 

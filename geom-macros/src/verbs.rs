@@ -268,6 +268,7 @@ pub fn derive_verbs(input: DeriveInput) -> syn::Result<TokenStream> {
     let mut specs = Vec::new();
     let mut arms = Vec::new();
     let mut names: Vec<String> = Vec::new();
+    let mut name_arms = Vec::new();
     for v in &e.variants {
         let Fields::Unnamed(f) = &v.fields else {
             return Err(syn::Error::new(v.span(), "each verb variant holds one VerbArgs struct: `Create(Create)`"));
@@ -309,6 +310,7 @@ pub fn derive_verbs(input: DeriveInput) -> syn::Result<TokenStream> {
         arms.push(quote! {
             #bytes => <#ty as ::geom_core::verbs::VerbArgs>::from_gctl(req).map(#ident::#vident)
         });
+        name_arms.push(quote! { #ident::#vident(_) => #name });
     }
     Ok(quote! {
         impl ::geom_core::verbs::Verbs for #ident {
@@ -317,6 +319,11 @@ pub fn derive_verbs(input: DeriveInput) -> syn::Result<TokenStream> {
                 match verb.to_bytes() {
                     #(#arms,)*
                     _ => ::geom_core::verbs::unknown_verb(req),
+                }
+            }
+            fn name(&self) -> &'static str {
+                match self {
+                    #(#name_arms,)*
                 }
             }
         }

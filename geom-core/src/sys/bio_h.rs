@@ -322,3 +322,6 @@ static_assertions::const_assert_eq!(core::mem::offset_of!(bio_queue_head, last_o
 static_assertions::const_assert_eq!(core::mem::offset_of!(bio_queue_head, insert_point), 24);
 static_assertions::const_assert_eq!(core::mem::offset_of!(bio_queue_head, total), 32);
 static_assertions::const_assert_eq!(core::mem::offset_of!(bio_queue_head, batched), 36);
+
+/// `PAGE_SIZE` on amd64: the unit of an unmapped bio's page array.
+pub const PAGE_SIZE: usize = 4096;

@@ -83,6 +83,7 @@ pub fn name(errno: c_int) -> &'static str {
         EROFS => "EROFS",
         ERANGE => "ERANGE",
         EAGAIN => "EAGAIN",
+        EINPROGRESS => "EINPROGRESS",
         EOPNOTSUPP => "EOPNOTSUPP",
         ETIMEDOUT => "ETIMEDOUT",
         ELOOP => "ELOOP",
@@ -93,5 +94,49 @@ pub fn name(errno: c_int) -> &'static str {
         ENOATTR => "ENOATTR",
         EINTEGRITY => "EINTEGRITY",
         _ => "errno",
+    }
+}
+
+/// FreeBSD's `strerror` text for an errno value (`lib/libc/gen/errlst.c`), for the messages
+/// class libraries print ("Can't store metadata on md0: Device busy.").
+pub fn strerror(errno: c_int) -> &'static str {
+    match errno {
+        0 => "No error: 0",
+        EPERM => "Operation not permitted",
+        ENOENT => "No such file or directory",
+        ESRCH => "No such process",
+        EINTR => "Interrupted system call",
+        EIO => "Input/output error",
+        ENXIO => "Device not configured",
+        E2BIG => "Argument list too long",
+        EBADF => "Bad file descriptor",
+        EDEADLK => "Resource deadlock avoided",
+        ENOMEM => "Cannot allocate memory",
+        EACCES => "Permission denied",
+        EFAULT => "Bad address",
+        EBUSY => "Device busy",
+        EEXIST => "File exists",
+        ENODEV => "Operation not supported by device",
+        EINVAL => "Invalid argument",
+        ENOTTY => "Inappropriate ioctl for device",
+        EFBIG => "File too large",
+        ENOSPC => "No space left on device",
+        EROFS => "Read-only file system",
+        ERANGE => "Result too large",
+        EAGAIN => "Resource temporarily unavailable",
+        EINPROGRESS => "Operation now in progress",
+        EOPNOTSUPP => "Operation not supported",
+        ETIMEDOUT => "Operation timed out",
+        ELOOP => "Too many levels of symbolic links",
+        ENAMETOOLONG => "File name too long",
+        ENOSYS => "Function not implemented",
+        EFTYPE => "Inappropriate file type or format",
+        EOVERFLOW => "Value too large to be stored in data type",
+        ECANCELED => "Operation canceled",
+        EILSEQ => "Illegal byte sequence",
+        ENOATTR => "Attribute not found",
+        EDOOFUS => "Programming error",
+        EINTEGRITY => "Integrity check failed",
+        _ => "Unknown error",
     }
 }
