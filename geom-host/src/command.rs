@@ -15,10 +15,16 @@
 //! assert!(command::parse::<Nop>(&["create", "-w"]).is_err());
 //! ```
 
+use std::ffi::CString;
+
+use geom_core::module::DeclaredModule;
+use geom_core::userland::Userland;
 use geom_core::verbs::{OptDefault, OptKind, OptSpec, VerbSpec};
-use geom_core::{GeomClass, Verbs};
+use geom_core::{Gctl, GeomClass, Verbs};
 
 use crate::gctl::{CtlRequest, CtlValue};
+use crate::userland::HostEnv;
+use crate::Runtime;
 
 /// geom(8)'s output buffer size.
 const OUTPUT: usize = 4096;
@@ -45,17 +51,14 @@ pub fn usage<C: GeomClass>(class: &str) -> Vec<String> {
     C::Verb::VERBS.iter().map(|v| format!("geom {class} {} {}", v.name, v.usage()).trim_end().to_string()).collect()
 }
 
-/// Parse `argv` (the verb, then its options and arguments) into the request geom(8) sends
-/// for class `C`. Options come before arguments (geom(8) uses BSD getopt: the first
+/// Parse `argv` (the verb, then its options and arguments) into the request geom(8) builds
+/// for class `C` (sent to the kernel, or handed to the class library for userland verbs). Options come before arguments (geom(8) uses BSD getopt: the first
 /// argument that is not an option ends them; `--` too).
 pub fn parse<C: GeomClass>(argv: &[&str]) -> Result<CtlRequest, CommandError> {
     let Some((&verb, rest)) = argv.split_first() else { return err("No command given.".into()) };
     let Some(spec) = C::Verb::VERBS.iter().find(|v| v.name == verb) else {
         return err(format!("Unknown command: {verb}."));
     };
-    if spec.local {
-        return err(format!("'{verb}' is done by the class library in userland, not sent to the kernel."));
-    }
     let class = C::NAME.to_string_lossy().into_owned();
     let mut req = CtlRequest::new(&class, verb);
     if let Some(v) = C::VERSION {
@@ -75,6 +78,89 @@ pub fn parse<C: GeomClass>(argv: &[&str]) -> Result<CtlRequest, CommandError> {
         req = req.arg(a);
     }
     Ok(req.output(OUTPUT))
+}
+
+/// What a `geom CLASS VERB ...` command does for its user: what it printed, and the error it
+/// exits with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// The error geom(8) prints (as `geom: <error>`) before exiting with status 1; `None`
+    /// when the command succeeded.
+    pub error: Option<String>,
+    /// What it printed on standard output.
+    pub stdout: String,
+    /// What it printed on standard error besides the error (warnings).
+    pub stderr: String,
+}
+
+impl Output {
+    fn failed(msg: impl Into<String>) -> Output {
+        Output { error: Some(msg.into()), ..Output::default() }
+    }
+}
+
+/// Run a geom(8) command line for class `C` on `rt`, as `geom <class> <argv...>` does on
+/// FreeBSD: parse it against the class's verbs; load the class if it is not loaded yet
+/// (geom(8) kldloads `geom_<class>`); run userland verbs (`label`, `clear`, `dump`) here,
+/// against the runtime's providers by name, and send the others to the kernel's ctlreq;
+/// with `-v`, say `Done.` on success.
+pub fn run<C: GeomClass + DeclaredModule>(rt: &Runtime, argv: &[&str]) -> Output {
+    let req = match parse::<C>(argv) {
+        Ok(req) => req,
+        Err(e) => return Output::failed(e.0),
+    };
+    let name = C::NAME.to_string_lossy();
+    if !rt.classes().iter().any(|c| *c == name) {
+        if let Err(e) = rt.load::<C>() {
+            return Output::failed(format!("geom_{} module not available! (error {e})", name.to_lowercase()));
+        }
+    }
+    let local = C::Verb::spec(req.verb().as_bytes()).is_some_and(|v| v.local);
+    let mut out = if local { run_userland::<C>(rt, &req) } else { run_kernel(rt, &req) };
+    if out.error.is_none() && matches!(req.get("verbose"), Some(CtlValue::Int(1))) {
+        out.stdout.push_str("Done.\n");
+    }
+    out
+}
+
+/// A verb of the class's userland library: parse the request as the class declares it and
+/// call [`GeomClass::userland`] with the runtime's providers.
+fn run_userland<C: GeomClass>(rt: &Runtime, req: &CtlRequest) -> Output {
+    let mut raw = match req.to_raw() {
+        Ok(raw) => raw,
+        Err(reply) => return Output::failed(reply.message.unwrap_or_default()),
+    };
+    let Ok(verb) = CString::new(req.verb()) else { return Output::failed("Invalid verb.") };
+    let parsed = {
+        let _in_runtime = rt.enter();
+        // SAFETY: raw is a complete request owned here and used by nothing else until
+        // `finish`; the Gctl does not outlive this block.
+        let mut g = unsafe { Gctl::from_raw(raw.as_ptr()) };
+        C::Verb::from_gctl(&mut g, &verb)
+    };
+    let Some(verb) = parsed else {
+        let reply = raw.finish();
+        return Output::failed(reply.message.unwrap_or_else(|| "Invalid request.".to_owned()));
+    };
+    let mut env = HostEnv::new(rt);
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let error = {
+        let mut u = Userland::new(&mut env, &mut stdout, &mut stderr);
+        C::userland(&mut u, verb);
+        u.take_error()
+    };
+    Output { error, stdout, stderr }
+}
+
+/// A kernel verb: the class's ctlreq answers.
+fn run_kernel(rt: &Runtime, req: &CtlRequest) -> Output {
+    let reply = rt.ctl(req);
+    if !reply.is_ok() {
+        let msg = reply.message.unwrap_or_else(|| geom_core::sys::errno::strerror(reply.error).to_owned());
+        return Output::failed(msg);
+    }
+    let stderr = reply.message.map(|m| m + "\n").unwrap_or_default();
+    Output { error: None, stdout: reply.output, stderr }
 }
 
 /// getopt over `spec`'s options: the letters given with their values, and the arguments.

@@ -33,6 +33,7 @@ pub mod sbuf;
 mod sched;
 mod topology;
 mod uma;
+pub mod userland;
 
 pub use gctl::{CtlReply, CtlRequest, CtlValue};
 pub use invariants::{InvariantPolicy, Violation, ViolationKind};

@@ -15,6 +15,9 @@ impl geom_core::Verbs for AnyVerb {
     fn from_gctl(_req: &mut Gctl<'_>, verb: &CStr) -> Option<Self> {
         Some(AnyVerb(verb.into()))
     }
+    fn name(&self) -> &'static str {
+        "(any verb)"
+    }
 }
 
 /// A small deterministic generator (splitmix64): tests need reproducible "random" data and
