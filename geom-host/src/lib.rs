@@ -24,6 +24,7 @@ mod events;
 pub mod gctl;
 pub mod invariants;
 mod io;
+pub mod listing;
 mod malloc_types;
 pub mod modules;
 mod platform;
