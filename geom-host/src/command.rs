@@ -100,11 +100,15 @@ impl Output {
 }
 
 /// Run a geom(8) command line for class `C` on `rt`, as `geom <class> <argv...>` does on
-/// FreeBSD: parse it against the class's verbs; load the class if it is not loaded yet
+/// FreeBSD: `list` and `status` from the runtime's configuration; other verbs parsed
+/// against the class's verbs; load the class if it is not loaded yet
 /// (geom(8) kldloads `geom_<class>`); run userland verbs (`label`, `clear`, `dump`) here,
 /// against the runtime's providers by name, and send the others to the kernel's ctlreq;
 /// with `-v`, say `Done.` on success.
 pub fn run<C: GeomClass + DeclaredModule>(rt: &Runtime, argv: &[&str]) -> Output {
+    if let Some((&verb @ ("list" | "status"), rest)) = argv.split_first() {
+        return run_standard(rt, &C::NAME.to_string_lossy(), verb, rest);
+    }
     let req = match parse::<C>(argv) {
         Ok(req) => req,
         Err(e) => return Output::failed(e.0),
@@ -121,6 +125,37 @@ pub fn run<C: GeomClass + DeclaredModule>(rt: &Runtime, argv: &[&str]) -> Output
         out.stdout.push_str("Done.\n");
     }
     out
+}
+
+/// geom(8)'s own verbs for every class: `list [-a] [name ...]` and `status [-ags] [name
+/// ...]`, read from the runtime's confxml.
+fn run_standard(rt: &Runtime, class: &str, verb: &str, argv: &[&str]) -> Output {
+    let flags = if verb == "list" { "a" } else { "ags" };
+    let mut given = String::new();
+    let mut names = argv;
+    while let Some((first, rest)) = names.split_first() {
+        if *first == "--" {
+            names = rest;
+            break;
+        }
+        let Some(letters) = first.strip_prefix('-').filter(|l| !l.is_empty()) else { break };
+        if let Some(bad) = letters.chars().find(|c| !flags.contains(*c)) {
+            return Output::failed(format!("Invalid option -- '{bad}'.\nusage: {verb} [-{flags}] [name ...]"));
+        }
+        given.push_str(letters);
+        names = rest;
+    }
+    let xml = rt.confxml();
+    let all = given.contains('a');
+    let result = if verb == "list" {
+        crate::listing::list(&xml, class, all, names)
+    } else {
+        crate::listing::status(&xml, class, all, given.contains('g'), given.contains('s'), names)
+    };
+    match result {
+        Ok(stdout) => Output { stdout, ..Output::default() },
+        Err(e) => Output::failed(e),
+    }
 }
 
 /// A verb of the class's userland library: parse the request as the class declares it and

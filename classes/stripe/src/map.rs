@@ -156,12 +156,12 @@ impl Iterator for Pieces {
 /// Least common multiple of two sector sizes (`g_lcm`); `None` for a zero or if it does not
 /// fit in 32 bits.
 pub fn lcm(a: u32, b: u32) -> Option<u32> {
+    if a == 0 || b == 0 {
+        return None;
+    }
     let (mut x, mut y) = (a, b);
     while y != 0 {
         (x, y) = (y, x % y);
-    }
-    if x == 0 {
-        return None;
     }
     (a / x).checked_mul(b)
 }

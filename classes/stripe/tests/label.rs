@@ -313,3 +313,40 @@ fn clear_dump_and_label_errors() {
     );
     finish(rt);
 }
+
+/// Labels are untrusted: random values in every field (counts up to 65535, any stripe size,
+/// numbers past the count, names without a NUL, garbage that is not UTF-8) are tasted
+/// without a crash; whatever devices they make come and go cleanly.
+#[test]
+fn hostile_labels_are_survived() {
+    let (rt, disks) = runtime("stripe-hostile", &[MIB, MIB]);
+    rt.load::<Stripe>().unwrap();
+    let mut rng = Rng::new(99);
+    for _ in 0..150 {
+        for d in &disks {
+            let mut sector = rng.bytes(512);
+            sector[..16].copy_from_slice(b"GEOM::STRIPE\0\0\0\0");
+            sector[16..20].copy_from_slice(&(rng.below(4) as u32).to_le_bytes());
+            // Sometimes a plausible shape, so devices do get made.
+            if rng.below(2) == 0 {
+                sector[20..36].copy_from_slice(b"h\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+                sector[40..42].copy_from_slice(&(rng.below(3) as u16).to_le_bytes());
+                sector[42..44].copy_from_slice(&(rng.below(3) as u16).to_le_bytes());
+                sector[44..48].copy_from_slice(&(512u32 << rng.below(24)).to_le_bytes());
+                sector[48..64].fill(0);
+                sector[64..72].copy_from_slice(&MIB.to_le_bytes());
+            }
+            d.write_backing(MIB - 512, &sector);
+            rt.open(d.name(), 0, 1, 0).unwrap().close().unwrap();
+        }
+        rt.settle();
+        if let Ok(h) = rt.open("stripe/h", 1, 1, 0) {
+            let len = (h.mediasize() as usize).min(64 * 1024);
+            let data = rng.bytes(len);
+            h.write(0, &data).unwrap();
+            assert!(h.read(0, len).unwrap() == data);
+            h.close().unwrap();
+        }
+    }
+    finish(rt);
+}
