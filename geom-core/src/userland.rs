@@ -112,6 +112,14 @@ impl<'a> Userland<'a> {
         }
     }
 
+    /// One item of a many-item verb failed: say why on standard error (`message` and a
+    /// newline) and fail the request with "Not fully done.", as FreeBSD's class libraries do,
+    /// while the verb goes on with the next item.
+    pub fn not_fully_done(&mut self, message: fmt::Arguments<'_>) {
+        self.warn(format_args!("{message}\n"));
+        self.error(format_args!("Not fully done."));
+    }
+
     /// Has the request failed?
     pub fn has_error(&self) -> bool {
         self.error.is_some()

@@ -71,8 +71,7 @@ pub(crate) fn label(u: &mut Userland<'_>, l: Label) {
     for (no, p) in provs.iter().enumerate() {
         let pname = p.to_string_lossy();
         let (Ok(msize), Ok(ssize)) = (u.mediasize(p), u.sectorsize(p)) else {
-            u.warn(format_args!("Can't store metadata on {pname}: Device not configured.\n"));
-            u.error(format_args!("Not fully done."));
+            u.not_fully_done(format_args!("Can't store metadata on {pname}: Device not configured."));
             continue;
         };
         let usable = msize - i64::from(ssize);
@@ -83,8 +82,7 @@ pub(crate) fn label(u: &mut Userland<'_>, l: Label) {
         md.provsize = Some(msize as u64);
         md.provider = if l.hardcode { name_field(&strip_dev(p).to_string_lossy()) } else { Default::default() };
         if let Err(e) = u.store(p, &md) {
-            u.warn(format_args!("Can't store metadata on {pname}: {}.\n", e.errno().strerror()));
-            u.error(format_args!("Not fully done."));
+            u.not_fully_done(format_args!("Can't store metadata on {pname}: {}.", e.errno().strerror()));
             continue;
         }
         if l.verbose {
@@ -99,8 +97,7 @@ pub(crate) fn clear(u: &mut Userland<'_>, c: Clear) {
     for p in &c.providers {
         let pname = p.to_string_lossy();
         if let Err(e) = u.metadata_clear(p, Some(G_STRIPE_MAGIC)) {
-            u.warn(format_args!("Can't clear metadata on {pname}: {}.\n", e.strerror()));
-            u.error(format_args!("Not fully done."));
+            u.not_fully_done(format_args!("Can't clear metadata on {pname}: {}.", e.strerror()));
             continue;
         }
         if c.verbose {
@@ -117,8 +114,7 @@ pub(crate) fn dump(u: &mut Userland<'_>, d: DumpLabel) {
         let sector = match u.metadata_read(p, Some(G_STRIPE_MAGIC)) {
             Ok(s) => s,
             Err(e) => {
-                u.warn(format_args!("Can't read metadata from {pname}: {}.\n", e.strerror()));
-                u.error(format_args!("Not fully done."));
+                u.not_fully_done(format_args!("Can't read metadata from {pname}: {}.", e.strerror()));
                 continue;
             }
         };
@@ -129,8 +125,7 @@ pub(crate) fn dump(u: &mut Userland<'_>, d: DumpLabel) {
             Ok((magic, version, md))
         });
         let Ok((magic, version, md)) = fields else {
-            u.warn(format_args!("Can't read metadata from {pname}: Invalid argument.\n"));
-            u.error(format_args!("Not fully done."));
+            u.not_fully_done(format_args!("Can't read metadata from {pname}: Invalid argument."));
             continue;
         };
         u.print(format_args!("Metadata on {pname}:\n"));
