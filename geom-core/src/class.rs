@@ -21,7 +21,7 @@ use crate::context::{IoCtx, SleepCtx, Topology};
 use crate::ctl::Gctl;
 use crate::error::{Errno, Result};
 use crate::handles::{Consumer, GeomRef, Provider};
-use crate::metadata::{read_last_sector, write_last_sector, MetaError, Metadata};
+use crate::metadata::{read_last_sector, with_opened, write_last_sector, MetaError, Metadata};
 use crate::sys::{self, bio, g_class, g_consumer, g_geom, g_provider, gctl_req, sbuf};
 use crate::userland::Userland;
 use crate::verbs::{check_version, unknown_verb, Verbs};
@@ -293,15 +293,7 @@ impl<C: GeomClass> Class<C> {
         let result = match cp.attach(topo, pp) {
             Err(e) => Err(MetaError::Io(e)),
             Ok(()) => {
-                let r = match cp.access(topo, acc.0, acc.1, acc.2) {
-                    Err(e) => Err(MetaError::Io(e)),
-                    Ok(()) => {
-                        let r = topo.unlocked(|cx| f(cx, cp));
-                        // Closing what we opened cannot fail.
-                        let _ = cp.access(topo, -acc.0, -acc.1, -acc.2);
-                        r
-                    }
-                };
+                let r = with_opened(topo, cp, acc, f);
                 cp.detach(topo);
                 r
             }
@@ -339,8 +331,7 @@ pub(crate) fn release_softc_if_unreachable<C: GeomClass>(gp: *mut g_geom) {
         let posted = sys::g_post_event(drop_softc_event::<C>, sc, sys::M_WAITOK, ptr::null_mut::<c_void>());
         if posted != 0 {
             // The event could not be queued: leak rather than free under a live borrow.
-            let msg = b"GEOM: a withered geom's state could not be released\n";
-            sys::platform::geom_rs_print(msg.as_ptr().cast(), msg.len());
+            crate::kprintln!("GEOM: a withered geom's state could not be released");
         }
     }
 }

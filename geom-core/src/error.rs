@@ -86,9 +86,7 @@ impl Errno {
             Err(e) => e.get(),
         }
     }
-}
 
-impl Errno {
     /// FreeBSD's `strerror(3)` text ("Device busy").
     pub fn strerror(self) -> &'static str {
         errno::strerror(self.get())

@@ -336,9 +336,20 @@ pub fn clear_last_sector<M: Metadata>(cx: &SleepCtx, cp: Consumer) -> Result<boo
 /// drop the topology lock around the read, close it again. How a class re-reads a label
 /// when it adds a component, to be sure it did not change since taste.
 pub fn read_through<M: Metadata>(topo: &mut crate::Topology, cp: Consumer) -> Result<M, MetaError> {
-    cp.access(topo, 1, 0, 0).map_err(MetaError::Io)?;
-    let r = topo.unlocked(|cx| read_last_sector::<M>(cx, cp));
+    with_opened(topo, cp, (1, 0, 0), |cx, cp| read_last_sector::<M>(cx, cp))
+}
+
+/// Open `cp` with the access counts `acc`, run `f` with the topology lock dropped, and close
+/// it again.
+pub(crate) fn with_opened<R>(
+    topo: &mut crate::Topology,
+    cp: Consumer,
+    acc: (i32, i32, i32),
+    f: impl FnOnce(&SleepCtx, Consumer) -> Result<R, MetaError>,
+) -> Result<R, MetaError> {
+    cp.access(topo, acc.0, acc.1, acc.2).map_err(MetaError::Io)?;
+    let r = topo.unlocked(|cx| f(cx, cp));
     // Closing what we opened cannot fail.
-    let _ = cp.access(topo, -1, 0, 0);
+    let _ = cp.access(topo, -acc.0, -acc.1, -acc.2);
     r
 }
