@@ -276,24 +276,36 @@ impl Stripe {
         cls.geoms(topo).find(|g| !g.is_withering(topo) && g.softc().is_some() && g.name().to_bytes() == name)
     }
 
-    /// Make a device with no components yet (`g_stripe_create`); `None`, with a log line, if
-    /// the label does not describe a possible device.
-    fn create(cls: &Class<Stripe>, topo: &mut Topology, md: &StripeMetadata, kind: Kind) -> Option<GeomRef<Stripe>> {
+    /// Make a device with no components yet (`g_stripe_create`), or say (on the console, as
+    /// gstripe does, and to the caller) why the label does not describe a possible device.
+    fn create(
+        cls: &Class<Stripe>,
+        topo: &mut Topology,
+        md: &StripeMetadata,
+        kind: Kind,
+    ) -> Result<GeomRef<Stripe>, Refusal> {
         let tun = &cls.tun;
         tun.log(1, format_args!("Creating device {} (id={}).", md.name, md.id));
-        if md.all < 2 {
-            tun.log(0, format_args!("Too few disks defined for {}.", md.name));
-            return None;
+        let refusal = if md.all < 2 {
+            Some(Refusal::TooFewDisks)
+        } else if !md.stripesize.is_power_of_two() {
+            Some(Refusal::StripeSize)
+        } else if Stripe::find_device(cls, topo, md.name.as_bytes()).is_some() {
+            Some(Refusal::Duplicate)
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            let name = &md.name;
+            match r {
+                Refusal::TooFewDisks => tun.log(0, format_args!("Too few disks defined for {name}.")),
+                Refusal::StripeSize => tun.log(0, format_args!("Invalid stripe size for {name}.")),
+                Refusal::Duplicate => tun.log(0, format_args!("Device {name} already configured.")),
+                Refusal::Name => {}
+            }
+            return Err(r);
         }
-        if !md.stripesize.is_power_of_two() {
-            tun.log(0, format_args!("Invalid stripe size for {}.", md.name));
-            return None;
-        }
-        if Stripe::find_device(cls, topo, md.name.as_bytes()).is_some() {
-            tun.log(0, format_args!("Device {} already configured.", md.name));
-            return None;
-        }
-        let name = CString::new(md.name.as_str()).ok()?;
+        let name = CString::new(md.name.as_str()).map_err(|_| Refusal::Name)?;
         let n = usize::from(md.all);
         let sc = StripeGeom {
             kind,
@@ -306,7 +318,7 @@ impl Stripe {
         };
         let gp = cls.new_geom(topo, &name, sc);
         tun.log(0, format_args!("Device {} created (id={}).", md.name, md.id));
-        Some(gp)
+        Ok(gp)
     }
 
     /// `g_stripe_taste`: read the label, refuse what does not belong, and add the component to
@@ -353,8 +365,8 @@ impl Stripe {
         let (gp, fresh) = match existing {
             Some(gp) => (gp, false),
             None => match Stripe::create(cls, topo, &md, Kind::Automatic) {
-                Some(gp) => (gp, true),
-                None => {
+                Ok(gp) => (gp, true),
+                Err(_) => {
                     tun.log(0, format_args!("Cannot create device {}.", md.name));
                     return None;
                 }
@@ -413,13 +425,10 @@ impl Stripe {
             provider: Default::default(),
             provsize: None,
         };
-        if Stripe::find_device(cls, topo, md.name.as_bytes()).is_some() {
-            req.error(format_args!("Device {} already configured.", md.name));
-            return;
-        }
-        let Some(gp) = Stripe::create(cls, topo, &md, Kind::Manual) else {
-            req.error(format_args!("Can't configure {}.", md.name));
-            return;
+        let gp = match Stripe::create(cls, topo, &md, Kind::Manual) {
+            Ok(gp) => gp,
+            Err(Refusal::Duplicate) => return req.error(format_args!("Device {} already configured.", md.name)),
+            Err(_) => return req.error(format_args!("Can't configure {}.", md.name)),
         };
         let Some(sc) = gp.softc() else { return };
         let mut failed = String::new();
@@ -452,6 +461,16 @@ impl Stripe {
             }
         }
     }
+}
+
+/// Why a label does not describe a device that can be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    TooFewDisks,
+    StripeSize,
+    Duplicate,
+    /// A name C cannot hold (an inner NUL); never from a label or a request.
+    Name,
 }
 
 /// A device name without its `/dev/` prefix (`g_compare_names`).

@@ -7,7 +7,6 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use geom_core::{Children, Cmd, Consumer, Errno, Fanout, IoCtx, Request};
 
-use crate::map::Share;
 use crate::StripeGeom;
 
 impl StripeGeom {
@@ -85,7 +84,7 @@ impl StripeGeom {
             } else {
                 f.add_bounce_with(cx, cp, share.offset, share.length, share.first as usize, |data, buf| {
                     if write {
-                        g.for_each_piece_of(offset, length, &share, |at, in_run, len| {
+                        g.for_each_piece_of(offset, length, share.first, |at, in_run, len| {
                             gathered &= copy(buf, in_run, data, at, len);
                         });
                     }
@@ -119,7 +118,6 @@ impl StripeGeom {
         let g = self.geometry;
         let (offset, length) = (children.offset(), children.length());
         let read = children.cmd() == Cmd::Read;
-        let total = g.piece_count(offset, length);
         let mut released = 0i64;
         let mut torn = false;
         children.for_each(|data, child| {
@@ -130,15 +128,7 @@ impl StripeGeom {
             if !read || child.error().is_some() {
                 return;
             }
-            let first = child.tag() as u64;
-            let share = Share {
-                disk: 0,
-                first,
-                pieces: total.saturating_sub(first).div_ceil(u64::from(g.ndisks)),
-                offset: child.offset(),
-                length: child.length(),
-            };
-            g.for_each_piece_of(offset, length, &share, |at, in_run, len| {
+            g.for_each_piece_of(offset, length, child.tag() as u64, |at, in_run, len| {
                 torn |= !copy(data, at, child.data(), in_run, len);
             });
         });

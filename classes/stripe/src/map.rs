@@ -104,17 +104,17 @@ impl Geometry {
         })
     }
 
-    /// Call `f(at, in_run, len)` for each piece of `share`: where the piece lies in the
-    /// request's buffer, where in the component's contiguous run, and its length. Copying with it
-    /// gathers a share into a bounce buffer, or scatters it back.
-    pub fn for_each_piece_of(&self, offset: i64, length: i64, share: &Share, mut f: impl FnMut(usize, usize, usize)) {
-        let n = u64::from(self.ndisks);
+    /// Call `f(at, in_run, len)` for each piece of the share whose first piece is `first`
+    /// (pieces `first`, `first + N`, ...): where the piece lies in the request's buffer,
+    /// where in the component's contiguous run, and its length. Copying with it gathers a
+    /// share into a bounce buffer, or scatters it back.
+    pub fn for_each_piece_of(&self, offset: i64, length: i64, first: u64, mut f: impl FnMut(usize, usize, usize)) {
+        let total = self.piece_count(offset, length);
         let mut in_run = 0usize;
-        for j in 0..share.pieces {
-            let (at, len) = self.piece_span(offset, length, share.first + j * n);
-            let len = len as usize;
-            f(at, in_run, len);
-            in_run += len;
+        for i in (first..total).step_by(self.ndisks as usize) {
+            let (at, len) = self.piece_span(offset, length, i);
+            f(at, in_run, len as usize);
+            in_run += len as usize;
         }
     }
 }

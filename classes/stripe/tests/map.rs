@@ -48,7 +48,7 @@ fn fast_shares_gather_and_scatter_back() {
             // Gather the share as fast mode does for a WRITE; each byte of the run must be the
             // byte the definition puts at that place on the component.
             let mut run = vec![0u8; sh.length as usize];
-            g.for_each_piece_of(offset as i64, length as i64, sh, |at, in_run, len| {
+            g.for_each_piece_of(offset as i64, length as i64, sh.first, |at, in_run, len| {
                 run[in_run..in_run + len].copy_from_slice(&data[at..at + len]);
             });
             for (k, &byte) in run.iter().enumerate() {
@@ -59,7 +59,7 @@ fn fast_shares_gather_and_scatter_back() {
                 assert_eq!(data[(dev - offset) as usize], byte);
             }
             // Scatter it back as done does for a READ.
-            g.for_each_piece_of(offset as i64, length as i64, sh, |at, in_run, len| {
+            g.for_each_piece_of(offset as i64, length as i64, sh.first, |at, in_run, len| {
                 back[at..at + len].copy_from_slice(&run[in_run..in_run + len]);
             });
         }
