@@ -19,7 +19,7 @@ use std::ffi::CString;
 
 use geom_core::module::DeclaredModule;
 use geom_core::userland::Userland;
-use geom_core::verbs::{OptDefault, OptKind, OptSpec, VerbSpec};
+use geom_core::verbs::{ArgSpec, OptDefault, OptKind, OptSpec, VerbSpec};
 use geom_core::{Gctl, GeomClass, Verbs};
 
 use crate::gctl::{CtlRequest, CtlValue};
@@ -127,24 +127,36 @@ pub fn run<C: GeomClass + DeclaredModule>(rt: &Runtime, argv: &[&str]) -> Output
     out
 }
 
+/// A flag of geom(8)'s standard verbs.
+const fn flag(short: char, name: &'static str) -> OptSpec {
+    OptSpec { short, name, kind: OptKind::Bool, default: OptDefault::Absent, help: "" }
+}
+
+/// The names a standard verb takes.
+const NAMES: ArgSpec = ArgSpec { min: 0, max: u32::MAX, name: "[name ...]", dev: true };
+
+/// `list [-a] [name ...]`.
+const LIST: VerbSpec = VerbSpec { name: "list", options: &[flag('a', "all")], args: NAMES, local: true, help: "" };
+
+/// `status [-ags] [name ...]`.
+const STATUS: VerbSpec = VerbSpec {
+    name: "status",
+    options: &[flag('a', "all"), flag('g', "geoms"), flag('s', "script")],
+    args: NAMES,
+    local: true,
+    help: "",
+};
+
 /// geom(8)'s own verbs for every class: `list [-a] [name ...]` and `status [-ags] [name
 /// ...]`, read from the runtime's confxml.
 fn run_standard(rt: &Runtime, class: &str, verb: &str, argv: &[&str]) -> Output {
-    let flags = if verb == "list" { "a" } else { "ags" };
-    let mut given = String::new();
-    let mut names = argv;
-    while let Some((first, rest)) = names.split_first() {
-        if *first == "--" {
-            names = rest;
-            break;
-        }
-        let Some(letters) = first.strip_prefix('-').filter(|l| !l.is_empty()) else { break };
-        if let Some(bad) = letters.chars().find(|c| !flags.contains(*c)) {
-            return Output::failed(format!("Invalid option -- '{bad}'.\nusage: {verb} [-{flags}] [name ...]"));
-        }
-        given.push_str(letters);
-        names = rest;
-    }
+    let spec = if verb == "list" { &LIST } else { &STATUS };
+    let (given, names) = match options(spec, argv) {
+        Ok(parsed) => parsed,
+        Err(e) => return Output::failed(e.0),
+    };
+    let given: String = given.into_iter().map(|(c, _)| c).collect();
+    let names = names.as_slice();
     let xml = rt.confxml();
     let all = given.contains('a');
     let result = if verb == "list" {

@@ -6,6 +6,7 @@
 use std::ffi::CStr;
 
 use geom_core::userland::UserEnv;
+use geom_core::verbs::strip_dev;
 use geom_core::{Errno, Result};
 
 use crate::Runtime;
@@ -28,8 +29,7 @@ fn errno(e: i32) -> Errno {
 
 /// A provider name as a process names it: `/dev/md0` or `md0`.
 fn dev_name(name: &CStr) -> Result<&str> {
-    let name = name.to_str().map_err(|_| Errno::ENOENT)?;
-    Ok(name.strip_prefix("/dev/").unwrap_or(name))
+    strip_dev(name).to_str().map_err(|_| Errno::ENOENT)
 }
 
 impl UserEnv for HostEnv<'_> {
