@@ -1,7 +1,6 @@
 //! geom(8) requests as a class's ctlreq sees them: named parameters in, an error message
 //! out.
 
-use alloc::ffi::CString;
 use alloc::string::String;
 use core::ffi::{c_int, CStr};
 use core::fmt;
@@ -10,41 +9,79 @@ use crate::sys::{self, gctl_req};
 
 /// A geom(8) request: parameters as geom(8) sends them ("nargs" and "arg0".. for positional
 /// arguments, options by their long names), and the error to report back.
+///
+/// The kernel's ctlreq sees the kernel's copy of the request ([`Gctl::from_raw`]); a class
+/// library's userland verb sees the parameters geom(8) collected ([`Gctl::from_params`]).
+/// The verb parsers derived from a class's [`Verbs`](crate::Verbs) read both the same way.
 pub struct Gctl<'a> {
-    req: *mut gctl_req,
-    _life: core::marker::PhantomData<&'a mut gctl_req>,
+    repr: Repr<'a>,
 }
 
-impl Gctl<'_> {
+enum Repr<'a> {
+    /// A kernel request: live for `'a`, used under the topology lock.
+    Kernel(*mut gctl_req, core::marker::PhantomData<&'a mut gctl_req>),
+    /// A userland request: its parameters, and the first error recorded.
+    User { params: &'a [Param<'a>], error: Option<String> },
+}
+
+/// One parameter of a request built in userland (geom(8)'s `gctl_ro_param`): its name and
+/// its bytes (a string parameter includes its NUL).
+#[derive(Clone, Copy, Debug)]
+pub struct Param<'a> {
+    /// The name.
+    pub name: &'a CStr,
+    /// The value.
+    pub value: &'a [u8],
+}
+
+impl<'a> Gctl<'a> {
     /// # Safety
     /// `req` is a live request for the wrapper's lifetime, used under the topology lock.
     pub unsafe fn from_raw(req: *mut gctl_req) -> Self {
-        Gctl { req, _life: core::marker::PhantomData }
+        Gctl { repr: Repr::Kernel(req, core::marker::PhantomData) }
+    }
+
+    /// A request built in userland from its parameters.
+    ///
+    /// ```
+    /// use geom_core::ctl::{Gctl, Param};
+    ///
+    /// let params = [
+    ///     Param { name: c"verb", value: b"label\0" },
+    ///     Param { name: c"nargs", value: &2i32.to_ne_bytes() },
+    ///     Param { name: c"arg0", value: b"data\0" },
+    ///     Param { name: c"arg1", value: b"/dev/md0\0" },
+    /// ];
+    /// let mut req = Gctl::from_params(&params);
+    /// assert_eq!(req.nargs(), Some(2));
+    /// assert_eq!(req.arg(1), Some(c"/dev/md0"));
+    /// req.error(format_args!("Too few arguments."));
+    /// req.error(format_args!("a second error is not kept"));
+    /// assert_eq!(req.take_error().as_deref(), Some("Too few arguments."));
+    /// ```
+    pub fn from_params(params: &'a [Param<'a>]) -> Self {
+        Gctl { repr: Repr::User { params, error: None } }
     }
 
     /// A parameter's raw bytes, if present.
     pub fn param(&self, name: &CStr) -> Option<&[u8]> {
-        let mut len: c_int = 0;
-        // SAFETY: live request (invariant); gctl_get_param does not record errors, and a
-        // non-NULL value holds len bytes that live as long as the request.
-        unsafe {
-            let p = sys::gctl_get_param(self.req, name.as_ptr(), &mut len);
-            (!p.is_null() && len >= 0).then(|| core::slice::from_raw_parts(p.cast::<u8>(), len as usize))
+        match &self.repr {
+            Repr::Kernel(req, _) => {
+                let mut len: c_int = 0;
+                // SAFETY: live request (invariant); gctl_get_param does not record errors, and
+                // a non-NULL value holds len bytes that live as long as the request.
+                unsafe {
+                    let p = sys::gctl_get_param(*req, name.as_ptr(), &mut len);
+                    (!p.is_null() && len >= 0).then(|| core::slice::from_raw_parts(p.cast::<u8>(), len as usize))
+                }
+            }
+            Repr::User { params, .. } => params.iter().find(|p| p.name == name).map(|p| p.value),
         }
     }
 
     /// A parameter of exactly `N` bytes, if present with that size.
     fn fixed<const N: usize>(&self, name: &CStr) -> Option<[u8; N]> {
-        let mut len: c_int = 0;
-        // SAFETY: live request (invariant); gctl_get_param does not record errors.
-        let p = unsafe { sys::gctl_get_param(self.req, name.as_ptr(), &mut len) };
-        if p.is_null() || len as usize != N {
-            return None;
-        }
-        let mut out = [0u8; N];
-        // SAFETY: the parameter holds N bytes (checked).
-        unsafe { core::ptr::copy_nonoverlapping(p.cast::<u8>(), out.as_mut_ptr(), N) };
-        Some(out)
+        self.param(name).and_then(|v| <[u8; N]>::try_from(v).ok())
     }
 
     /// An `int` parameter (geom(8)'s BOOL options and "nargs").
@@ -57,12 +94,22 @@ impl Gctl<'_> {
         self.fixed::<8>(name).map(i64::from_ne_bytes)
     }
 
-    /// A string parameter.
+    /// A string parameter: present and NUL-terminated (what follows an earlier NUL is
+    /// ignored, as `gctl_get_asciiparam` does).
     pub fn ascii(&self, name: &CStr) -> Option<&CStr> {
-        // SAFETY: live request; a non-NULL result is NUL-terminated and lives with it.
-        unsafe {
-            let p = sys::gctl_get_asciiparam(self.req, name.as_ptr());
-            (!p.is_null()).then(|| CStr::from_ptr(p))
+        match &self.repr {
+            // SAFETY: live request; a non-NULL result is NUL-terminated and lives with it.
+            Repr::Kernel(req, _) => unsafe {
+                let p = sys::gctl_get_asciiparam(*req, name.as_ptr());
+                (!p.is_null()).then(|| CStr::from_ptr(p))
+            },
+            Repr::User { .. } => {
+                let v = self.param(name)?;
+                if v.last() != Some(&0) {
+                    return None;
+                }
+                CStr::from_bytes_until_nul(v).ok()
+            }
         }
     }
 
@@ -88,11 +135,34 @@ impl Gctl<'_> {
 
     /// Record the request's error message (the first one wins, as `gctl_error`).
     pub fn error(&mut self, msg: fmt::Arguments<'_>) {
-        let mut s = String::new();
-        let _ = fmt::write(&mut s, msg);
-        let c = CString::new(s.replace('\0', "")).unwrap_or_default();
-        // SAFETY: live request; "%s" with a valid C string.
-        unsafe { sys::gctl_error(self.req, c"%s".as_ptr(), c.as_ptr()) };
+        match &mut self.repr {
+            Repr::Kernel(req, _) => {
+                // Formatted on the stack (a message longer than the buffer is cut), with
+                // room for the NUL; "%.*s" stops at any NUL inside.
+                let mut line = Truncating(heapless::String::<ERROR_MAX>::new());
+                let _ = fmt::write(&mut line, msg);
+                let line = line.0;
+                let len = line.len() as c_int;
+                // SAFETY: live request; "%.*s" reads len bytes of line.
+                unsafe { sys::gctl_error(*req, c"%.*s".as_ptr(), len, line.as_ptr()) };
+            }
+            Repr::User { error, .. } => {
+                if error.is_none() {
+                    let mut s = String::new();
+                    let _ = fmt::write(&mut s, msg);
+                    *error = Some(s);
+                }
+            }
+        }
+    }
+
+    /// Take a userland request's error message, if one was recorded (a kernel request's
+    /// error goes back to geom(8) with the request itself: `None`).
+    pub fn take_error(&mut self) -> Option<String> {
+        match &mut self.repr {
+            Repr::Kernel(..) => None,
+            Repr::User { error, .. } => error.take(),
+        }
     }
 
     /// The provider named `name` (`/dev/` prefix allowed), or an error recorded as
@@ -107,13 +177,28 @@ impl Gctl<'_> {
 
     /// Has an error been recorded?
     pub fn has_error(&self) -> bool {
-        // SAFETY: live request (invariant).
-        unsafe { (*self.req).nerror != 0 }
+        match &self.repr {
+            // SAFETY: live request (invariant).
+            Repr::Kernel(req, _) => unsafe { (**req).nerror != 0 },
+            Repr::User { error, .. } => error.is_some(),
+        }
     }
+}
 
-    /// The raw request.
-    pub fn as_ptr(&self) -> *mut gctl_req {
-        self.req
+/// The longest error message a kernel request records (FreeBSD's are one short sentence).
+const ERROR_MAX: usize = 256;
+
+/// A stack string that keeps what fits and drops the rest.
+struct Truncating<const N: usize>(heapless::String<N>);
+
+impl<const N: usize> fmt::Write for Truncating<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            if self.0.push(c).is_err() {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 

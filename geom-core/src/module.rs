@@ -120,15 +120,15 @@ macro_rules! declare_geom_class {
                 $kld.as_ptr(),
             ));
             #[allow(unsafe_code)]
-            #[used]
+            #[cfg_attr(not(target_os = "freebsd"), used)]
             #[link_section = "set_modmetadata_set"]
             static SET_DEPEND: $crate::sys::SetEntry = $crate::sys::SetEntry::new(&MD_DEPEND);
             #[allow(unsafe_code)]
-            #[used]
+            #[cfg_attr(not(target_os = "freebsd"), used)]
             #[link_section = "set_modmetadata_set"]
             static SET_MODULE: $crate::sys::SetEntry = $crate::sys::SetEntry::new(&MD_MODULE);
             #[allow(unsafe_code)]
-            #[used]
+            #[cfg_attr(not(target_os = "freebsd"), used)]
             #[link_section = "set_modmetadata_set"]
             static SET_VERSION: $crate::sys::SetEntry = $crate::sys::SetEntry::new(&MD_VERSION);
             $crate::sysinit!(
@@ -149,6 +149,13 @@ macro_rules! declare_geom_class {
                     &MODULE
                 }
             }
+            // Built for the kernel, the module also gets its Rust heap and runtime; built as
+            // FreeBSD userland, the geom(8) class library. Both come from kmod-glue, which a
+            // class lists as a dependency for those two targets only.
+            #[cfg(target_os = "none")]
+            ::kmod_glue::kernel_module!($kld);
+            #[cfg(target_os = "freebsd")]
+            ::kmod_glue::geom_library!($class);
         };
     };
 }

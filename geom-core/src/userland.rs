@@ -51,14 +51,17 @@
 //! assert!(u.take_error().is_none());
 //! ```
 
+use alloc::ffi::CString;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::CStr;
 use core::fmt::{self, Write};
 
+use crate::ctl::{Gctl, Param};
 use crate::error::{Errno, Result};
 use crate::metadata::{self, magic_matches, MetaError, Metadata};
+use crate::{GeomClass, Verbs};
 
 /// What a userland verb reaches: the providers by name, as a FreeBSD process reaches them
 /// through `/dev/<name>` (each call opens, acts and closes, as libgeom's helpers do), and
@@ -213,4 +216,41 @@ impl<'a> Userland<'a> {
         let sector = self.metadata_read(name, None).map_err(MetaError::Io)?;
         metadata::decode(&sector)
     }
+}
+
+/// Run one userland verb of class `C` the way its geom(8) class library does (`gc_func`):
+/// read the verb's name from the request's `"verb"`, parse its options and arguments from
+/// `params` as the class declares them, and call [`GeomClass::userland`]. `verbose` is
+/// geom(8)'s `G_FLAG_VERBOSE` (the user gave `-v`); the verb sees it as its `verbose` flag.
+/// Returns the request's error (what geom(8) prints before exiting with 1), if any.
+///
+/// FreeBSD's `geom_<class>.so` (made by kmod-glue) and the host's `geom` command both run
+/// userland verbs through here.
+pub fn run_local<C: GeomClass>(
+    params: &[Param<'_>],
+    verbose: bool,
+    env: &mut dyn UserEnv,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Option<String> {
+    let flag = i32::from(verbose).to_ne_bytes();
+    let mut all = Vec::new();
+    if all.try_reserve(params.len() + 1).is_err() {
+        return Some(String::from("Out of memory."));
+    }
+    all.extend(params.iter().copied().filter(|p| p.name != c"verbose"));
+    all.push(Param { name: c"verbose", value: &flag });
+    let mut req = Gctl::from_params(&all);
+    let Some(verb) = req.ascii(c"verb").map(CString::from) else {
+        return Some(String::from("No 'verb' argument."));
+    };
+    if !C::Verb::spec(verb.to_bytes()).is_some_and(|v| v.local) {
+        return Some(alloc::format!("Unknown command: {}.", verb.to_string_lossy()));
+    }
+    let Some(parsed) = C::Verb::from_gctl(&mut req, &verb) else {
+        return Some(req.take_error().unwrap_or_else(|| String::from("Invalid request.")));
+    };
+    let mut u = Userland::new(env, out, err);
+    C::userland(&mut u, parsed);
+    u.take_error()
 }

@@ -64,10 +64,8 @@
 //! ```
 
 use alloc::ffi::CString;
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::CStr;
-use core::fmt::Write;
 
 use crate::ctl::Gctl;
 
@@ -100,12 +98,39 @@ pub struct OptSpec {
     pub short: char,
     /// Its name, which is the request parameter's name.
     pub name: &'static str,
+    /// The name as a C string, for geom(8)'s tables.
+    pub c_name: &'static CStr,
     /// Its type.
     pub kind: OptKind,
     /// Its default.
     pub default: OptDefault,
+    /// The default as geom(8)'s `go_val` spells it (a number in decimal, or the string);
+    /// `None` when there is none.
+    pub c_default: Option<&'static CStr>,
     /// One line of help.
     pub help: &'static str,
+}
+
+impl OptSpec {
+    /// Is this the `-v` flag, which geom(8) handles itself (`G_FLAG_VERBOSE`) and never sends?
+    pub const fn is_verbose_flag(&self) -> bool {
+        matches!(self.kind, OptKind::Bool) && self.short == 'v' && bytes_eq(self.name.as_bytes(), b"verbose")
+    }
+}
+
+/// `a == b`, in a const context.
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// A verb's positional arguments (`"nargs"`, `"arg0"`, ...).
@@ -131,6 +156,8 @@ impl ArgSpec {
 pub struct VerbSpec {
     /// Its name (`"create"`).
     pub name: &'static str,
+    /// The name as a C string, for geom(8)'s tables.
+    pub c_name: &'static CStr,
     /// Its options, in declaration order.
     pub options: &'static [OptSpec],
     /// Its positional arguments.
@@ -138,14 +165,21 @@ pub struct VerbSpec {
     /// Handled in userland by the class library (geom(8)'s `gc_func`: labels written from
     /// userland, dumps), not sent to the kernel.
     pub local: bool,
+    /// geom(8) loads the class's module first if it is not loaded (`G_FLAG_LOADKLD`; for the
+    /// verbs that make devices, such as `create` and `label`).
+    pub loadkld: bool,
+    /// The usage line (see [`VerbSpec::usage`]), as a C string for geom(8)'s tables.
+    pub c_usage: &'static CStr,
     /// One line of help.
     pub help: &'static str,
 }
 
 impl VerbSpec {
-    /// Does it take `-v` (geom(8)'s `G_FLAG_VERBOSE`, sent as the `verbose` flag)?
+    /// Does it take `-v` (geom(8)'s `G_FLAG_VERBOSE`)? geom(8) handles the flag itself: it
+    /// prints "Done." and tells a userland verb through its flags, but never sends it to the
+    /// kernel.
     pub fn verbose(&self) -> bool {
-        self.option("verbose").is_some_and(|o| o.kind == OptKind::Bool && o.short == 'v')
+        self.options.iter().any(OptSpec::is_verbose_flag)
     }
 
     /// An option by name.
@@ -155,26 +189,9 @@ impl VerbSpec {
 
     /// The usage line geom(8) prints after the verb: the flags together (`[-fv]`), then the
     /// options with values in alphabetical order of their letters, then the positional
-    /// arguments.
-    pub fn usage(&self) -> String {
-        let mut s = String::new();
-        let mut flags: Vec<char> = self.options.iter().filter(|o| o.kind == OptKind::Bool).map(|o| o.short).collect();
-        flags.sort_unstable();
-        if !flags.is_empty() {
-            s.push_str("[-");
-            s.extend(flags);
-            s.push_str("] ");
-        }
-        let mut valued: Vec<&OptSpec> = self.options.iter().filter(|o| o.kind != OptKind::Bool).collect();
-        valued.sort_by_key(|o| (o.short.to_ascii_lowercase(), o.short.is_ascii_uppercase()));
-        for o in valued {
-            let _ = write!(s, "[-{} {}] ", o.short, o.name);
-        }
-        s.push_str(self.args.name);
-        while s.ends_with(' ') {
-            s.pop();
-        }
-        s
+    /// arguments. `#[derive(VerbArgs)]` writes it from the declaration.
+    pub fn usage(&self) -> &'static str {
+        self.c_usage.to_str().unwrap_or("")
     }
 }
 
@@ -196,6 +213,8 @@ pub trait VerbArgs: Sized {
     const OPTIONS: &'static [OptSpec];
     /// The positional arguments.
     const ARGS: ArgSpec;
+    /// The usage line: options and arguments as geom(8) shows them (`[-fv] name ...`).
+    const USAGE: &'static CStr;
     /// Read them from `req`; on a missing or malformed parameter, record the error in
     /// `req` and return `None`.
     fn from_gctl(req: &mut Gctl<'_>) -> Option<Self>;
@@ -217,6 +236,71 @@ pub trait Verbs: Sized {
     fn spec(name: &[u8]) -> Option<&'static VerbSpec> {
         Self::VERBS.iter().find(|v| v.name.as_bytes() == name)
     }
+}
+
+/// geom(8)'s `class_commands` for `verbs`: one `struct g_command` per verb and the
+/// all-NULL sentinel, `N` entries in all. Verbs marked local get `func` as their `gc_func`
+/// (the class library's handler); the others have none, so geom(8) sends them to the kernel.
+/// A `-v` flag becomes `G_FLAG_VERBOSE` instead of an option, as geom(8) expects.
+///
+/// Used in a `static` (the class library's exported table), so a verb with more options than
+/// `struct g_command` holds fails the build.
+pub const fn command_table<const N: usize>(
+    verbs: &[VerbSpec],
+    func: Option<crate::sys::g_command_func>,
+) -> [crate::sys::g_command; N] {
+    assert!(N == verbs.len() + 1, "the table holds one command per verb and the sentinel");
+    let mut table = [crate::sys::g_command::SENTINEL; N];
+    let mut i = 0;
+    while i < verbs.len() {
+        table[i] = command(&verbs[i], if verbs[i].local { func } else { None });
+        i += 1;
+    }
+    table
+}
+
+/// One verb as geom(8)'s `struct g_command`.
+const fn command(v: &VerbSpec, func: Option<crate::sys::g_command_func>) -> crate::sys::g_command {
+    use crate::sys::{g_option, G_FLAG_LOADKLD, G_FLAG_VERBOSE, G_OPT_MAX};
+    let mut options = [g_option::SENTINEL; G_OPT_MAX];
+    let mut flags = if v.loadkld { G_FLAG_LOADKLD } else { 0 };
+    let (mut i, mut n) = (0, 0);
+    while i < v.options.len() {
+        let o = &v.options[i];
+        if o.is_verbose_flag() {
+            flags |= G_FLAG_VERBOSE;
+        } else {
+            assert!(n < G_OPT_MAX - 1, "a geom(8) command holds at most 15 options");
+            options[n] = option(o);
+            n += 1;
+        }
+        i += 1;
+    }
+    crate::sys::g_command {
+        gc_name: v.c_name.as_ptr(),
+        gc_flags: flags,
+        gc_func: func,
+        gc_options: options,
+        gc_usage: v.c_usage.as_ptr(),
+    }
+}
+
+/// One option as geom(8)'s `struct g_option`: a flag has no default value; an option that
+/// may be left out has `G_VAL_OPTIONAL`; the others their default as text.
+const fn option(o: &OptSpec) -> crate::sys::g_option {
+    use crate::sys::{G_TYPE_BOOL, G_TYPE_NUMBER, G_TYPE_STRING, G_VAL_OPTIONAL};
+    assert!(o.short.is_ascii(), "option letters are ASCII");
+    let (go_type, go_val) = match o.kind {
+        OptKind::Bool => (G_TYPE_BOOL, core::ptr::null()),
+        OptKind::Number | OptKind::String => (
+            if matches!(o.kind, OptKind::Number) { G_TYPE_NUMBER } else { G_TYPE_STRING },
+            match o.c_default {
+                Some(d) => d.as_ptr().cast(),
+                None => G_VAL_OPTIONAL,
+            },
+        ),
+    };
+    crate::sys::g_option { go_char: o.short as u8 as crate::sys::c_char, go_name: o.c_name.as_ptr(), go_val, go_type }
 }
 
 /// The verbs of a class that has none: every request is refused with "Unknown verb.".

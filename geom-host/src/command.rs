@@ -15,12 +15,13 @@
 //! assert!(command::parse::<Nop>(&["create", "-w"]).is_err());
 //! ```
 
-use std::ffi::CString;
+use std::ffi::CStr;
 
+use geom_core::ctl::Param;
 use geom_core::module::DeclaredModule;
-use geom_core::userland::Userland;
+use geom_core::userland::run_local;
 use geom_core::verbs::{ArgSpec, OptDefault, OptKind, OptSpec, VerbSpec};
-use geom_core::{Gctl, GeomClass, Verbs};
+use geom_core::{GeomClass, Verbs};
 
 use crate::gctl::{CtlRequest, CtlValue};
 use crate::userland::HostEnv;
@@ -65,7 +66,9 @@ pub fn parse<C: GeomClass>(argv: &[&str]) -> Result<CtlRequest, CommandError> {
         req = req.param("version", CtlValue::Uint32(v));
     }
     let (given, args) = options(spec, rest)?;
-    for o in spec.options {
+    // geom(8) keeps -v to itself (G_FLAG_VERBOSE): it says "Done." and tells a userland
+    // verb through its flags, but sends nothing to the kernel.
+    for o in spec.options.iter().filter(|o| !o.is_verbose_flag()) {
         let value = match given.iter().find(|(c, _)| *c == o.short) {
             Some((_, v)) => Some(value_of(o, v.as_deref())?),
             None => default_of(o),
@@ -119,31 +122,46 @@ pub fn run<C: GeomClass + DeclaredModule>(rt: &Runtime, argv: &[&str]) -> Output
             return Output::failed(format!("geom_{} module not available! (error {e})", name.to_lowercase()));
         }
     }
-    let local = C::Verb::spec(req.verb().as_bytes()).is_some_and(|v| v.local);
-    let mut out = if local { run_userland::<C>(rt, &req) } else { run_kernel(rt, &req) };
-    if out.error.is_none() && matches!(req.get("verbose"), Some(CtlValue::Int(1))) {
+    let spec = C::Verb::spec(req.verb().as_bytes());
+    let verbose = spec.is_some_and(|v| v.verbose())
+        && argv[1..].iter().take_while(|a| a.starts_with('-') && **a != "--").any(|a| a[1..].contains('v'));
+    let local = spec.is_some_and(|v| v.local);
+    let mut out = if local { run_userland::<C>(rt, &req, verbose) } else { run_kernel(rt, &req) };
+    if out.error.is_none() && verbose {
         out.stdout.push_str("Done.\n");
     }
     out
 }
 
 /// A flag of geom(8)'s standard verbs.
-const fn flag(short: char, name: &'static str) -> OptSpec {
-    OptSpec { short, name, kind: OptKind::Bool, default: OptDefault::Absent, help: "" }
+const fn flag(short: char, name: &'static str, c_name: &'static CStr) -> OptSpec {
+    OptSpec { short, name, c_name, kind: OptKind::Bool, default: OptDefault::Absent, c_default: None, help: "" }
 }
 
 /// The names a standard verb takes.
 const NAMES: ArgSpec = ArgSpec { min: 0, max: u32::MAX, name: "[name ...]", dev: true };
 
 /// `list [-a] [name ...]`.
-const LIST: VerbSpec = VerbSpec { name: "list", options: &[flag('a', "all")], args: NAMES, local: true, help: "" };
+const LIST: VerbSpec = VerbSpec {
+    name: "list",
+    c_name: c"list",
+    options: &[flag('a', "all", c"all")],
+    args: NAMES,
+    local: true,
+    loadkld: false,
+    c_usage: c"[-a] [name ...]",
+    help: "",
+};
 
 /// `status [-ags] [name ...]`.
 const STATUS: VerbSpec = VerbSpec {
     name: "status",
-    options: &[flag('a', "all"), flag('g', "geoms"), flag('s', "script")],
+    c_name: c"status",
+    options: &[flag('a', "all", c"all"), flag('g', "geoms", c"geoms"), flag('s', "script", c"script")],
     args: NAMES,
     local: true,
+    loadkld: false,
+    c_usage: c"[-ags] [name ...]",
     help: "",
 };
 
@@ -170,32 +188,14 @@ fn run_standard(rt: &Runtime, class: &str, verb: &str, argv: &[&str]) -> Output 
     }
 }
 
-/// A verb of the class's userland library: parse the request as the class declares it and
-/// call [`GeomClass::userland`] with the runtime's providers.
-fn run_userland<C: GeomClass>(rt: &Runtime, req: &CtlRequest) -> Output {
-    let mut raw = match req.to_raw() {
-        Ok(raw) => raw,
-        Err(reply) => return Output::failed(reply.message.unwrap_or_default()),
-    };
-    let Ok(verb) = CString::new(req.verb()) else { return Output::failed("Invalid verb.") };
-    let parsed = {
-        let _in_runtime = rt.enter();
-        // SAFETY: raw is a complete request owned here and used by nothing else until
-        // `finish`; the Gctl does not outlive this block.
-        let mut g = unsafe { Gctl::from_raw(raw.as_ptr()) };
-        C::Verb::from_gctl(&mut g, &verb)
-    };
-    let Some(verb) = parsed else {
-        let reply = raw.finish();
-        return Output::failed(reply.message.unwrap_or_else(|| "Invalid request.".to_owned()));
-    };
+/// A verb of the class's userland library: what `geom_<class>.so` does on FreeBSD, through
+/// the same [`run_local`], with the runtime's providers by name.
+fn run_userland<C: GeomClass>(rt: &Runtime, req: &CtlRequest, verbose: bool) -> Output {
+    let values = req.user_params();
+    let params: Vec<Param<'_>> = values.iter().map(|(name, value)| Param { name, value }).collect();
     let mut env = HostEnv::new(rt);
     let (mut stdout, mut stderr) = (String::new(), String::new());
-    let error = {
-        let mut u = Userland::new(&mut env, &mut stdout, &mut stderr);
-        C::userland(&mut u, verb);
-        u.take_error()
-    };
+    let error = run_local::<C>(&params, verbose, &mut env, &mut stdout, &mut stderr);
     Output { error, stdout, stderr }
 }
 

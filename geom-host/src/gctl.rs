@@ -17,7 +17,7 @@
 //! already set (by `gctl_msg`) and returns it.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::ptr;
 
 use geom_core::sys::{
@@ -162,6 +162,18 @@ impl CtlRequest {
     /// The `"verb"` parameter.
     pub fn verb(&self) -> &str {
         self.ascii("verb")
+    }
+
+    /// The readable parameters as a class library in userland sees them: each name as a C
+    /// string and its bytes (a string with its NUL), in the order they were added.
+    pub fn user_params(&self) -> Vec<(CString, Vec<u8>)> {
+        self.params
+            .iter()
+            .filter_map(|p| match &p.kind {
+                ParamKind::Read(v) => Some((CString::new(p.name.as_str()).ok()?, v.encode().0)),
+                ParamKind::Output(_) => None,
+            })
+            .collect()
     }
 
     /// Build the kernel's view of the request, validated as `gctl_copyin` validates an ioctl:

@@ -150,7 +150,10 @@ pub fn derive_verb_args(input: DeriveInput) -> syn::Result<TokenStream> {
     let mut specs = Vec::new();
     let mut reads = Vec::new();
     let mut args_spec = None;
+    let mut args_name = String::new();
     let mut shorts = Vec::new();
+    // (letter, is a flag, name) of each option, for the usage line.
+    let mut usage_opts: Vec<(char, bool, String)> = Vec::new();
     for f in &fields.named {
         let fname = f.ident.as_ref().expect("named fields have names");
         let opt_attr = f.attrs.iter().find(|a| a.path().is_ident("opt"));
@@ -168,6 +171,7 @@ pub fn derive_verb_args(input: DeriveInput) -> syn::Result<TokenStream> {
                     return Err(syn::Error::new(f.ty.span(), "the positional arguments are a Vec<CString>"));
                 }
                 let ArgsAttr { min, max, name, dev } = parse_args(a)?;
+                args_name = name.clone();
                 if min > max {
                     return Err(syn::Error::new(a.span(), "min is larger than max"));
                 }
@@ -190,6 +194,19 @@ pub fn derive_verb_args(input: DeriveInput) -> syn::Result<TokenStream> {
                 shorts.push(short);
                 let cname = cstr(&name, a.span())?;
                 let kind = kind_of(&f.ty)?;
+                usage_opts.push((short, matches!(kind, FieldKind::Bool), name.clone()));
+                let c_default = match &o.default {
+                    Some(Lit::Int(i)) => {
+                        let v: i64 = i.base10_parse()?;
+                        let c = cstr(&v.to_string(), a.span())?;
+                        quote!(::core::option::Option::Some(#c))
+                    }
+                    Some(Lit::Str(st)) => {
+                        let c = cstr(&st.value(), a.span())?;
+                        quote!(::core::option::Option::Some(#c))
+                    }
+                    _ => quote!(::core::option::Option::None),
+                };
                 let (kind_tokens, default_tokens, read) = match (kind, &o.default) {
                     (FieldKind::Bool, None) => {
                         (quote!(Bool), quote!(Absent), quote!(::geom_core::verbs::opt_bool(req, #cname)?))
@@ -230,8 +247,10 @@ pub fn derive_verb_args(input: DeriveInput) -> syn::Result<TokenStream> {
                     ::geom_core::verbs::OptSpec {
                         short: #short,
                         name: #name,
+                        c_name: #cname,
                         kind: ::geom_core::verbs::OptKind::#kind_tokens,
                         default: ::geom_core::verbs::OptDefault::#default_tokens,
+                        c_default: #c_default,
                         help: #help,
                     }
                 });
@@ -246,17 +265,38 @@ pub fn derive_verb_args(input: DeriveInput) -> syn::Result<TokenStream> {
     };
     let args_spec = args_spec.unwrap_or_else(|| quote!(::geom_core::verbs::ArgSpec::NONE));
     let struct_help = doc(&input.attrs);
+    let usage = cstr(&usage_line(&usage_opts, &args_name), input.span())?;
     Ok(quote! {
         impl ::geom_core::verbs::VerbArgs for #ident {
             const HELP: &'static str = #struct_help;
             const OPTIONS: &'static [::geom_core::verbs::OptSpec] = &[#(#specs),*];
             const ARGS: ::geom_core::verbs::ArgSpec = #args_spec;
+            const USAGE: &'static ::core::ffi::CStr = #usage;
             fn from_gctl(req: &mut ::geom_core::Gctl<'_>) -> ::core::option::Option<Self> {
                 #reads_no_args
                 ::core::option::Option::Some(#ident { #(#reads),* })
             }
         }
     })
+}
+
+/// The usage line geom(8) prints for a verb, as lib/geom's tables spell it: the flags
+/// together in letter order (`[-fv]`), then each option with a value in letter order
+/// (`[-s stripesize]`, lower case before upper case), then the positional arguments.
+fn usage_line(options: &[(char, bool, String)], args: &str) -> String {
+    let mut flags: Vec<char> = options.iter().filter(|o| o.1).map(|o| o.0).collect();
+    flags.sort_unstable();
+    let mut valued: Vec<&(char, bool, String)> = options.iter().filter(|o| !o.1).collect();
+    valued.sort_by_key(|o| (o.0.to_ascii_lowercase(), o.0.is_ascii_uppercase()));
+    let mut parts = Vec::new();
+    if !flags.is_empty() {
+        parts.push(format!("[-{}]", flags.into_iter().collect::<String>()));
+    }
+    parts.extend(valued.into_iter().map(|(c, _, name)| format!("[-{c} {name}]")));
+    if !args.is_empty() {
+        parts.push(args.to_string());
+    }
+    parts.join(" ")
 }
 
 /// `#[derive(Verbs)]`.
@@ -279,14 +319,17 @@ pub fn derive_verbs(input: DeriveInput) -> syn::Result<TokenStream> {
         let ty = &f.unnamed[0].ty;
         let mut name = v.ident.to_string().to_lowercase();
         let mut local = false;
+        let mut loadkld = false;
         for a in v.attrs.iter().filter(|a| a.path().is_ident("verb")) {
             a.parse_nested_meta(|m| {
                 if m.path.is_ident("name") {
                     name = m.value()?.parse::<LitStr>()?.value();
                 } else if m.path.is_ident("local") {
                     local = true;
+                } else if m.path.is_ident("loadkld") {
+                    loadkld = true;
                 } else {
-                    return Err(m.error("expected `name = \"...\"` or `local`"));
+                    return Err(m.error("expected `name = \"...\"`, `local` or `loadkld`"));
                 }
                 Ok(())
             })?;
@@ -298,12 +341,16 @@ pub fn derive_verbs(input: DeriveInput) -> syn::Result<TokenStream> {
         let help = doc(&v.attrs);
         let vident = &v.ident;
         let bytes = syn::LitByteStr::new(name.as_bytes(), v.span());
+        let c_name = cstr(&name, v.span())?;
         specs.push(quote! {
             ::geom_core::verbs::VerbSpec {
                 name: #name,
+                c_name: #c_name,
                 options: <#ty as ::geom_core::verbs::VerbArgs>::OPTIONS,
                 args: <#ty as ::geom_core::verbs::VerbArgs>::ARGS,
                 local: #local,
+                loadkld: #loadkld,
+                c_usage: <#ty as ::geom_core::verbs::VerbArgs>::USAGE,
                 help: if #help.is_empty() { <#ty as ::geom_core::verbs::VerbArgs>::HELP } else { #help },
             }
         });

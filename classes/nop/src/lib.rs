@@ -385,7 +385,8 @@ pub struct Reset {
 /// NOP's verbs, as FreeBSD's gnop(8) has them.
 #[derive(Verbs)]
 pub enum NopVerb {
-    /// `create`.
+    /// `create` (geom(8) loads geom_nop.ko first if need be).
+    #[verb(loadkld)]
     Create(Create),
     /// `configure`.
     Configure(Configure),

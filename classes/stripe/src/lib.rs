@@ -226,6 +226,7 @@ pub enum StripeVerb {
     #[verb(local)]
     Clear(Clear),
     /// Create a striped device without on-disk metadata.
+    #[verb(loadkld)]
     Create(Create),
     /// Destroy striped devices.
     Destroy(Destroy),
@@ -233,7 +234,7 @@ pub enum StripeVerb {
     #[verb(local)]
     Dump(DumpLabel),
     /// Label providers for a striped device.
-    #[verb(local)]
+    #[verb(local, loadkld)]
     Label(Label),
     /// Same as destroy.
     Stop(Destroy),

@@ -129,6 +129,19 @@ pub struct g_option {
     pub go_type: c_uint,
 }
 
+/// `G_VAL_OPTIONAL` (`(void *)-1`): an option geom(8) does not send when it is not given.
+pub const G_VAL_OPTIONAL: *const c_void = core::ptr::without_provenance(usize::MAX);
+
+impl g_option {
+    /// `G_OPT_SENTINEL`: ends a command's options.
+    pub const SENTINEL: g_option =
+        g_option { go_char: 0, go_name: core::ptr::null(), go_val: core::ptr::null(), go_type: G_TYPE_NONE };
+}
+
+/// A class library's handler of a userland verb (`gc_func`): the request geom(8) built (a
+/// userland `struct gctl_req`) and `G_FLAG_VERBOSE` when `-v` was given.
+pub type g_command_func = unsafe extern "C" fn(req: *mut gctl_req, flags: c_uint);
+
 /// `struct g_command`: one verb of a geom(8) class library.
 #[repr(C)]
 pub struct g_command {
@@ -137,11 +150,22 @@ pub struct g_command {
     /// `G_FLAG_*`.
     pub gc_flags: c_uint,
     /// Userland handler; NULL sends the request to the kernel.
-    pub gc_func: Option<unsafe extern "C" fn(req: *mut c_void, flags: c_uint)>,
+    pub gc_func: Option<g_command_func>,
     /// Options, terminated by a `G_TYPE_NONE` entry.
     pub gc_options: [g_option; G_OPT_MAX],
     /// Usage text.
     pub gc_usage: *const c_char,
+}
+
+impl g_command {
+    /// `G_CMD_SENTINEL`: ends `class_commands`.
+    pub const SENTINEL: g_command = g_command {
+        gc_name: core::ptr::null(),
+        gc_flags: 0,
+        gc_func: None,
+        gc_options: [g_option::SENTINEL; G_OPT_MAX],
+        gc_usage: core::ptr::null(),
+    };
 }
 
 // sbin/geom/core/geom.h @ 6d13bb0e (G_LIB_VERSION 5).

@@ -6,6 +6,10 @@
 //! The Rust counterparts are a [`SetEntry`] static with `#[used]` and
 //! `#[link_section = "set_<name>"]`, and the [`sysinit!`](crate::sysinit) and
 //! [`sysuninit!`](crate::sysuninit) macros built on it.
+//!
+//! Built for FreeBSD userland (a class's geom(8) library), the entries are not `#[used]`:
+//! no kernel reads them there, and kept they would drag the kernel half of the class, and
+//! its references to kernel symbols, into the library.
 
 use super::module_h::{sysinit, sysinit_cfunc_t};
 use super::types::*;
@@ -80,7 +84,7 @@ macro_rules! __sysinit_in_set {
             $crate::sys::KernelCell::new($crate::sys::sysinit::new($sub, $order, $func, $udata));
         const _: () = {
             #[allow(unsafe_code)]
-            #[used]
+            #[cfg_attr(not(target_os = "freebsd"), used)]
             #[link_section = $set]
             static ENTRY: $crate::sys::SetEntry = $crate::sys::SetEntry::new(&$name);
         };
