@@ -1,0 +1,1 @@
+//! Tests of check_geom_lib and the class_commands decoder.
