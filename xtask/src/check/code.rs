@@ -6,6 +6,8 @@
 //! it brackets the code with `fpu_kern_enter(9)`, which geom-rs never does. Every executable
 //! section is decoded with iced-x86 (64-bit mode).
 
+use std::collections::HashMap;
+
 use iced_x86::{
     CpuidFeature, Decoder, DecoderOptions, Formatter, Instruction, InstructionInfoFactory, IntelFormatter, Register,
 };
@@ -70,17 +72,17 @@ pub(crate) fn scan(obj: &RelObj<'_>) -> Vec<SectionScan> {
     let mut out = Vec::new();
     let mut factory = InstructionInfoFactory::new();
     let mut formatter = IntelFormatter::new();
+    // Named symbols of each section sorted by offset, for "nearest preceding symbol"; one pass
+    // over the symbol table.
+    let mut marks_of: HashMap<usize, Vec<(u64, &str)>> = HashMap::new();
+    for s in obj.symbols.iter().filter(|s| s.in_section() && s.is_named_place()) {
+        marks_of.entry(s.shndx as usize).or_default().push((s.value, s.name.as_str()));
+    }
     for (idx, sec) in obj.sections.iter().enumerate() {
         if sec.flags & SHF_EXECINSTR == 0 || sec.sh_type == SHT_NOBITS || sec.data.is_empty() {
             continue;
         }
-        // Symbols of this section sorted by offset, for "nearest preceding symbol".
-        let mut marks: Vec<(u64, &str)> = obj
-            .symbols
-            .iter()
-            .filter(|s| s.shndx as usize == idx && s.is_named_place())
-            .map(|s| (s.value, s.name.as_str()))
-            .collect();
+        let mut marks = marks_of.remove(&idx).unwrap_or_default();
         marks.sort_unstable();
 
         let mut scan = SectionScan { listed: Vec::new(), total: 0, section: sec.name.clone() };
