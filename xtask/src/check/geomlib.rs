@@ -39,7 +39,7 @@ pub struct LibExpect<'a> {
     /// The class version the library's `version` must hold (the kernel class's
     /// `G_<CLASS>_VERSION`).
     pub class_version: u32,
-    /// The libc/libgeom symbols it may import (see [`allowlist`](super::allowlist)).
+    /// The libc/libgeom symbols it may import (see [`allowlist()`](super::allowlist())).
     pub allowed_undefined: &'a HashSet<String>,
 }
 

@@ -26,7 +26,7 @@ pub struct KoExpect<'a> {
     /// The `g_class` method slots that must be non-NULL, by FreeBSD field name (see
     /// [`CLASS_METHODS`]); every other slot must be NULL.
     pub methods: &'a [&'a str],
-    /// The kernel exports an undefined symbol may name (see [`allowlist`](super::allowlist)).
+    /// The kernel exports an undefined symbol may name (see [`allowlist()`](super::allowlist())).
     pub allowed_undefined: &'a HashSet<String>,
     /// The defined global or weak symbols the module keeps (EXPORT_SYMS); normally empty.
     pub exports: &'a [&'a str],

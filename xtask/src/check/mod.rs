@@ -13,7 +13,7 @@
 //! whose `Display` is meant for the build log.
 //!
 //! The kernel export allow-list lives in `xtask/allowlist/` and is loaded with
-//! [`allowlist`].
+//! [`allowlist()`].
 
 mod allowlist;
 mod code;
