@@ -32,6 +32,7 @@ ${KMOD}_rust.o: .PHONY
 	    ${CARGO} rustc --quiet --package ${CRATE} --lib --crate-type staticlib \
 	    --target x86_64-unknown-none --profile kmod -Zbuild-std=core,alloc \
 	    --config profile.kmod.package.compiler_builtins.codegen-units=10000 \
+	    --config 'target.x86_64-unknown-none.rustflags=["-Zfmt-debug=none"]' \
 	    ${RUST_FEATURES} -- -Zfunction-sections=no
 	${LD} -r --whole-archive -o ${.TARGET} ${RUST_ARCHIVE}
 

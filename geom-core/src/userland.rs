@@ -5,7 +5,7 @@
 //! FreeBSD's class libraries write and read labels through `/dev/<provider>` with libgeom's
 //! `g_metadata_store`, `g_metadata_clear` and `g_metadata_read`; the kernel notices the new
 //! label when the writer closes the provider (GEOM retastes it) and assembles the device. A
-//! Rust class writes the same verbs once, in [`GeomClass::userland`](crate::GeomClass::userland),
+//! Rust class writes the same verbs once, in [`GeomClass::userland`],
 //! against a [`Userland`]: the providers by name (through whatever [`UserEnv`] the runtime
 //! gives: the host runtime's user handles, or a FreeBSD process's `/dev` nodes), standard
 //! output and error, and geom(8)'s error slot (the first error is the one reported).

@@ -5,14 +5,14 @@
 //! when the class crate is built for one of them, and `cargo xtask kmod` does the builds.
 //!
 //! * **The kernel module** (`x86_64-unknown-none`, linked into `geom_<class>.ko`):
-//!   [`kernel_module!`] gives the module its Rust heap: a malloc type named after the module,
+//!   `kernel_module!` gives the module its Rust heap: a malloc type named after the module,
 //!   registered by the same `SYSINIT`/`SYSUNINIT` pair `MALLOC_DEFINE` emits, and the global
-//!   allocator over it ([`KernelHeap`], which picks `M_WAITOK` or `M_NOWAIT` by context). The
+//!   allocator over it (`KernelHeap`, which picks `M_WAITOK` or `M_NOWAIT` by context). The
 //!   crate also supplies the panic handler (into `panic(9)`) and the kernel side of
 //!   `geom_core::sys::platform`: `printf(9)`, `mtx(9)`, `msleep`/`wakeup`, `binuptime`,
 //!   `arc4random`, `kproc_create(9)` and `curthread`.
 //! * **The geom(8) class library** (`x86_64-unknown-freebsd` with the `geom-lib` feature,
-//!   linked into `geom_<class>.so`): [`geom_library!`] exports `lib_version`, `version` and
+//!   linked into `geom_<class>.so`): `geom_library!` exports `lib_version`, `version` and
 //!   `class_commands` generated from the class's verb declaration, and runs the verbs
 //!   FreeBSD's utilities handle in userland (`label`, `clear`, `dump`) over libgeom.
 //!
@@ -35,8 +35,13 @@ pub mod geom_lib;
 #[doc(hidden)]
 pub use geom_core as __geom_core;
 
+/// The guide's chapter on modules: from a class crate to `geom_<class>.ko` and
+/// `geom_<class>.so`, what `cargo xtask kmod` does and checks, and the kernel's rules.
+#[doc = include_str!("../../docs/modules.md")]
+pub mod guide {}
+
 /// geom(8)'s view of a class: the three symbols a class library exports, generated from the
-/// class's verbs (see [`geom_lib`]). Invoked by `geom_core::declare_geom_class!` when building
+/// class's verbs (see the `geom_lib` module). Invoked by `geom_core::declare_geom_class!` when building
 /// for FreeBSD userland; without the `geom-lib` feature it expands to nothing, so a FreeBSD
 /// host build of the workspace stays an ordinary program.
 #[cfg(feature = "geom-lib")]

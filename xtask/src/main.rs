@@ -1,21 +1,86 @@
 //! geom-rs's build driver.
 //!
-//! * `cargo xtask run [DEMO ARGS]`: the main job. Today it runs the userland runtime on its
-//!   embedded defaults (a stack of pass-through geoms over a memory disk, 64 MiB moved and
-//!   verified from 8 threads) and prints the topology. Kernel modules join it when
-//!   `cargo xtask kmod` exists.
+//! * `cargo xtask run [DEMO ARGS]`: the main job. Builds and checks every class's kernel
+//!   module and geom(8) library (as `cargo xtask kmod` does), then runs the userland runtime
+//!   on its embedded defaults (a stack of pass-through geoms over a memory disk, data moved
+//!   and verified from several threads) and prints the topology.
+//! * `cargo xtask kmod [--class NAME] [--freebsd 14|15|16]`: build `target/kmod/geom_<class>.ko`
+//!   (with `.ko.debug`) and `target/kmod/geom_<class>.so` for every class crate (or one), for
+//!   FreeBSD 15 unless told otherwise, and check each offline as FreeBSD's kernel linker and
+//!   geom(8) would (see [`build`] and [`check`]).
 
-#[allow(dead_code, unused_imports)] // wired into `cargo xtask kmod` by the build steps
+mod build;
 mod check;
 
 use std::process::{Command, ExitCode};
+
+use build::{Env, Release};
 
 fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
+/// What `kmod` builds.
+struct KmodArgs {
+    class: Option<String>,
+    release: Release,
+}
+
+fn parse_kmod(args: &[String]) -> Result<KmodArgs, String> {
+    let mut out = KmodArgs { class: None, release: Release::parse("15").ok_or("no release 15")? };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--class" => out.class = Some(it.next().ok_or("--class needs a class name")?.to_lowercase()),
+            "--freebsd" => {
+                let v = it.next().ok_or("--freebsd needs 14, 15 or 16")?;
+                out.release = Release::parse(v).ok_or(format!("unknown FreeBSD release {v} (14, 15 or 16)"))?;
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(out)
+}
+
+/// Build and check the modules and libraries; the paths written.
+fn kmod(args: &KmodArgs) -> Result<Vec<std::path::PathBuf>, String> {
+    let env = Env::discover()?;
+    let classes: Vec<_> = env
+        .classes()?
+        .into_iter()
+        .filter(|c| args.class.as_ref().is_none_or(|want| *want == c.lower() || *want == c.package))
+        .collect();
+    if classes.is_empty() {
+        return Err(match &args.class {
+            Some(c) => format!("no class crate named {c} (classes carry [package.metadata.geom-rs])"),
+            None => "no class crates (classes carry [package.metadata.geom-rs])".to_owned(),
+        });
+    }
+    let kernel = check::allowlist(check::FREEBSD_KERNEL);
+    let user = check::allowlist(check::FREEBSD_USERLAND);
+    let mut written = Vec::new();
+    for c in &classes {
+        println!("== {} ({}): kernel module", c.class, c.package);
+        written.push(env.build_ko(c, args.release, &kernel)?);
+        println!("== {} ({}): geom(8) library", c.class, c.package);
+        written.push(env.build_lib(c, args.release, &user)?);
+    }
+    Ok(written)
+}
+
 fn run(args: &[String]) -> ExitCode {
-    println!("== kernel modules: not built yet (`cargo xtask kmod` arrives with the kmod-glue issue)");
+    println!("== kernel modules and geom(8) libraries (cargo xtask kmod)");
+    match kmod(&KmodArgs { class: None, release: Release::parse("15").expect("15 is known") }) {
+        Ok(paths) => {
+            for p in paths {
+                println!("   {}", p.display());
+            }
+        }
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     println!("== userland runtime: pass-through stack on a memory disk");
     let status = cargo()
         .args(["run", "--quiet", "--release", "--package", "geom-host", "--bin", "geom-demo", "--"])
@@ -33,6 +98,7 @@ fn run(args: &[String]) -> ExitCode {
 
 fn usage() -> ExitCode {
     eprintln!("usage: cargo xtask run [--size MIB] [--threads N] [--xml]");
+    eprintln!("       cargo xtask kmod [--class NAME] [--freebsd 14|15|16]");
     ExitCode::from(2)
 }
 
@@ -40,6 +106,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
+        Some("kmod") => match parse_kmod(&args[1..]).and_then(|a| kmod(&a)) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask: {e}");
+                ExitCode::FAILURE
+            }
+        },
         _ => usage(),
     }
 }

@@ -4,8 +4,9 @@
 
 use geom_core::sys::{c_char, c_int, c_void};
 
-/// `FILE`, only ever behind a pointer.
+/// `FILE`, only ever behind a pointer (named as C names it).
 #[repr(C)]
+#[allow(clippy::upper_case_acronyms)]
 pub struct FILE {
     _opaque: [u8; 0],
 }

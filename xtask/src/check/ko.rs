@@ -697,9 +697,7 @@ fn class(obj: &RelObj<'_>, priv_: &Ptr, expect: &KoExpect<'_>, f: &mut Findings)
             );
         }
         let ok = match &p {
-            Ptr::Local { section: ts, offset: to } => {
-                obj.function_at(*ts, *to).is_some() && obj.sections[*ts].flags & SHF_EXECINSTR != 0
-            }
+            Ptr::Local { section: ts, offset: to } => obj.is_code(*ts, *to),
             Ptr::Undefined { name, addend: 0 } => expect.allowed_undefined.contains(name),
             _ => false,
         };
@@ -707,8 +705,8 @@ fn class(obj: &RelObj<'_>, priv_: &Ptr, expect: &KoExpect<'_>, f: &mut Findings)
             f.push(
                 Rule::Class,
                 format!(
-                    "{place}: method {slot} points to {target}, not a function (a defined STT_FUNC in an executable \
-                     section, or an allowed kernel export): GEOM would jump there"
+                    "{place}: method {slot} points to {target}, not code (an address inside an executable section, at a \
+                     function if a symbol names it, or an allowed kernel export): GEOM would jump there"
                 ),
             );
         }
@@ -824,9 +822,7 @@ fn sysinit_record(
     let udata = obj.pointer(section, offset + 24);
     let func_ok = match &func {
         Ptr::Undefined { addend: 0, .. } => true,
-        Ptr::Local { section: ts, offset: to } => {
-            obj.function_at(*ts, *to).is_some() && obj.sections[*ts].flags & SHF_EXECINSTR != 0
-        }
+        Ptr::Local { section: ts, offset: to } => obj.is_code(*ts, *to),
         _ => false,
     };
     if !func_ok {

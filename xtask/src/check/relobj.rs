@@ -419,6 +419,18 @@ impl<'d> RelObj<'d> {
         self.symbols_at(sec, offset).find(|s| s.typ == STT_FUNC)
     }
 
+    /// Is `offset` inside executable section `sec`? A stripped module (local symbols no
+    /// relocation needs are dropped, as kmod.mk's strip does) reaches its functions through
+    /// the section symbol, so an address in code is what can be checked; where a symbol is
+    /// left, it must be a function.
+    pub fn is_code(&self, sec: usize, offset: u64) -> bool {
+        let Some(s) = self.sections.get(sec) else { return false };
+        let in_code = s.flags & SHF_EXECINSTR != 0 && offset < s.size;
+        let named_other =
+            self.symbols_at(sec, offset).any(|s| s.typ != STT_FUNC && s.typ != STT_SECTION && !s.name.is_empty());
+        in_code && (self.function_at(sec, offset).is_some() || !named_other)
+    }
+
     /// A short human name for a place: `section:symbol` when a symbol starts there, else
     /// `section+0xoff`.
     pub fn place_name(&self, sec: usize, offset: u64) -> String {
