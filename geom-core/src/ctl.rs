@@ -41,24 +41,10 @@ impl<'a> Gctl<'a> {
         Gctl { repr: Repr::Kernel(req, core::marker::PhantomData) }
     }
 
-    /// A request built in userland from its parameters.
-    ///
-    /// ```
-    /// use geom_core::ctl::{Gctl, Param};
-    ///
-    /// let params = [
-    ///     Param { name: c"verb", value: b"label\0" },
-    ///     Param { name: c"nargs", value: &2i32.to_ne_bytes() },
-    ///     Param { name: c"arg0", value: b"data\0" },
-    ///     Param { name: c"arg1", value: b"/dev/md0\0" },
-    /// ];
-    /// let mut req = Gctl::from_params(&params);
-    /// assert_eq!(req.nargs(), Some(2));
-    /// assert_eq!(req.arg(1), Some(c"/dev/md0"));
-    /// req.error(format_args!("Too few arguments."));
-    /// req.error(format_args!("a second error is not kept"));
-    /// assert_eq!(req.take_error().as_deref(), Some("Too few arguments."));
-    /// ```
+    /// A request built in userland from its parameters (what geom(8) collected with
+    /// `gctl_ro_param`, in order). Errors are kept here, the first one winning, for
+    /// [`Gctl::take_error`]. (A test in `classes/stripe/tests/geom_lib.rs` parses a `label`
+    /// request this way.)
     pub fn from_params(params: &'a [Param<'a>]) -> Self {
         Gctl { repr: Repr::User { params, error: None } }
     }
