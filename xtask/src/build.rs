@@ -261,7 +261,7 @@ impl Env {
             .arg(&full)
             .arg("--whole-archive")
             .arg(c.archive(&self.target_dir, USER_TARGET)))?;
-        run(Command::new("objcopy").args(["--strip-debug", "-R", ".comment"]).arg(&full).arg(&so))?;
+        run(Command::new("objcopy").args(["--strip-unneeded", "-R", ".comment"]).arg(&full).arg(&so))?;
         let _ = std::fs::remove_file(&full);
         let bytes = std::fs::read(&so).map_err(|e| format!("{}: {e}", so.display()))?;
         let expect = check::LibExpect { class_version: c.version, allowed_undefined: allowed };
