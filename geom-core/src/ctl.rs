@@ -43,7 +43,7 @@ impl<'a> Gctl<'a> {
 
     /// A request built in userland from its parameters (what geom(8) collected with
     /// `gctl_ro_param`, in order). Errors are kept here, the first one winning, for
-    /// [`Gctl::take_error`]. (A test in `classes/stripe/tests/geom_lib.rs` parses a `label`
+    /// [`Gctl::take_error`]. (A test in `classes/stripe/tests/userland_request.rs` parses a `label`
     /// request this way.)
     pub fn from_params(params: &'a [Param<'a>]) -> Self {
         Gctl { repr: Repr::User { params, error: None } }

@@ -1,6 +1,7 @@
-//! The table geom(8) loads from `geom_stripe.so` (`class_commands`), as generated from
-//! `StripeVerb`, against the one in FreeBSD's lib/geom/stripe: the same verbs, flags, options,
-//! defaults and usage lines, so FreeBSD's `gstripe` and ours drive the module identically.
+//! The table geom(8) loads from `geom_stripe.so` (`class_commands`), as `geom_library!`
+//! generates it from `StripeVerb`, decoded from its raw pointers and compared with the one in
+//! FreeBSD's lib/geom/stripe: the same verbs, flags, options, defaults and usage lines, so
+//! FreeBSD's `gstripe` and ours drive the module identically.
 
 use std::ffi::CStr;
 
@@ -10,6 +11,7 @@ use geom_core::verbs::command_table;
 use geom_core::Verbs;
 use geom_host as _;
 
+/// Stands for the library's `gc_func` (only its presence is compared).
 unsafe extern "C" fn handler(_req: *mut sys::gctl_req, _flags: u32) {}
 
 /// One option as (letter, name, default, type); the default `None` for NULL.
@@ -59,43 +61,4 @@ fn class_commands_match_freebsd_gstripe() {
         (s("stop"), G_FLAG_VERBOSE, false, vec![o('f', "force", None, G_TYPE_BOOL)], s("[-fv] name ...")),
     ];
     assert_eq!(got, want);
-}
-
-/// A userland request (what geom(8) hands `gc_func`) parses as the kernel's would: options,
-/// positional arguments as given (label's are a name and providers; the providers are opened
-/// as named, `/dev/` or not), and the first error kept.
-#[test]
-fn userland_request_parses_like_a_kernel_one() {
-    use geom_core::ctl::{Gctl, Param};
-
-    let nargs = 3i32.to_ne_bytes();
-    let hardcode = 1i32.to_ne_bytes();
-    let stripesize = 131072i64.to_ne_bytes();
-    let params = [
-        Param { name: c"verb", value: b"label\0" },
-        Param { name: c"hardcode", value: &hardcode },
-        Param { name: c"stripesize", value: &stripesize },
-        Param { name: c"nargs", value: &nargs },
-        Param { name: c"arg0", value: b"st0\0" },
-        Param { name: c"arg1", value: b"/dev/md0\0" },
-        Param { name: c"arg2", value: b"md1\0" },
-    ];
-    let mut req = Gctl::from_params(&params);
-    let Some(StripeVerb::Label(l)) = StripeVerb::from_gctl(&mut req, c"label") else { panic!("label parses") };
-    assert!(l.hardcode);
-    assert_eq!(l.stripesize, 131072);
-    let args: Vec<&CStr> = l.args.iter().map(|a| a.as_c_str()).collect();
-    assert_eq!(args, [c"st0", c"/dev/md0", c"md1"]);
-    assert_eq!(req.take_error(), None);
-
-    // Too few providers: the parser's message, and only the first error is kept.
-    let one = 1i32.to_ne_bytes();
-    let params = [Param { name: c"nargs", value: &one }, Param { name: c"arg0", value: b"st0\0" }];
-    let mut req = Gctl::from_params(&params);
-    assert!(StripeVerb::from_gctl(&mut req, c"label").is_none());
-    req.error(format_args!("a later error"));
-    assert_eq!(req.take_error().as_deref(), Some("Too few arguments."));
-    // A string without its NUL is not a string.
-    let params = [Param { name: c"arg0", value: b"st0" }];
-    assert_eq!(Gctl::from_params(&params).ascii(c"arg0"), None);
 }
