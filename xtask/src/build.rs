@@ -101,6 +101,8 @@ pub struct Env {
     pub target_dir: PathBuf,
     /// The toolchain's `rust-lld`.
     pub lld: PathBuf,
+    /// The class crates (read from the same `cargo metadata`).
+    classes: Vec<ClassCrate>,
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
@@ -121,7 +123,8 @@ fn output(cmd: &mut Command) -> Result<String, String> {
     String::from_utf8(out.stdout).map_err(|_| format!("{shown}: output is not UTF-8"))
 }
 
-fn cargo() -> Command {
+/// cargo, as the one that runs xtask.
+pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
@@ -141,28 +144,13 @@ impl Env {
         if !lld.exists() {
             return Err(format!("{} is missing (the toolchain's rust-lld links modules)", lld.display()));
         }
-        Ok(Env { root: path("workspace_root")?, target_dir: path("target_directory")?, lld })
+        let classes = class_crates(&meta);
+        Ok(Env { root: path("workspace_root")?, target_dir: path("target_directory")?, lld, classes })
     }
 
     /// The class crates of the workspace, by their `[package.metadata.geom-rs]`.
-    pub fn classes(&self) -> Result<Vec<ClassCrate>, String> {
-        let meta = output(cargo().args(["metadata", "--no-deps", "--format-version", "1"]))?;
-        let meta: serde_json::Value = serde_json::from_str(&meta).map_err(|e| format!("cargo metadata: {e}"))?;
-        let mut out = Vec::new();
-        for p in meta["packages"].as_array().into_iter().flatten() {
-            let m = &p["metadata"]["geom-rs"];
-            let (Some(name), Some(class)) = (p["name"].as_str(), m["class"].as_str()) else { continue };
-            let methods = m["methods"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned));
-            let version = m["version"].as_u64().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
-            out.push(ClassCrate {
-                package: name.to_owned(),
-                class: class.to_owned(),
-                methods: methods.collect(),
-                version,
-            });
-        }
-        out.sort_by(|a, b| a.class.cmp(&b.class));
-        Ok(out)
+    pub fn classes(&self) -> &[ClassCrate] {
+        &self.classes
     }
 
     /// The output directory, `target/kmod`.
@@ -274,6 +262,20 @@ impl Env {
             Err(findings) => Err(findings_text(&so, &findings)),
         }
     }
+}
+
+/// The class crates in `cargo metadata`'s output, sorted by class name.
+fn class_crates(meta: &serde_json::Value) -> Vec<ClassCrate> {
+    let mut out = Vec::new();
+    for p in meta["packages"].as_array().into_iter().flatten() {
+        let m = &p["metadata"]["geom-rs"];
+        let (Some(name), Some(class)) = (p["name"].as_str(), m["class"].as_str()) else { continue };
+        let methods = m["methods"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned));
+        let version = m["version"].as_u64().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+        out.push(ClassCrate { package: name.to_owned(), class: class.to_owned(), methods: methods.collect(), version });
+    }
+    out.sort_by(|a, b| a.class.cmp(&b.class));
+    out
 }
 
 fn findings_text(path: &Path, findings: &[check::Finding]) -> String {

@@ -12,13 +12,9 @@
 mod build;
 mod check;
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use build::{Env, Release};
-
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
+use build::{cargo, Env, Release};
 
 /// What `kmod` builds.
 struct KmodArgs {
@@ -46,8 +42,8 @@ fn parse_kmod(args: &[String]) -> Result<KmodArgs, String> {
 fn kmod(args: &KmodArgs) -> Result<Vec<std::path::PathBuf>, String> {
     let env = Env::discover()?;
     let classes: Vec<_> = env
-        .classes()?
-        .into_iter()
+        .classes()
+        .iter()
         .filter(|c| args.class.as_ref().is_none_or(|want| *want == c.lower() || *want == c.package))
         .collect();
     if classes.is_empty() {
