@@ -117,6 +117,20 @@ pub trait Metadata: Sized {
     /// Read the fields after the version, as `version` laid them out. Check every value that
     /// could make the class misbehave.
     fn decode(version: u32, r: &mut MetaReader<'_>) -> Result<Self, MetaError>;
+
+    /// Finish an encoded sector: a label that carries a checksum over its own bytes
+    /// (gjournal's MD5) computes and stores it here. The default does nothing.
+    fn seal(sector: &mut [u8]) -> Result<(), MetaError> {
+        let _ = sector;
+        Ok(())
+    }
+
+    /// Check a whole sector before its fields are decoded (a label's checksum), after the
+    /// magic and version were accepted. The default accepts it.
+    fn verify(version: u32, sector: &[u8]) -> Result<(), MetaError> {
+        let _ = (version, sector);
+        Ok(())
+    }
 }
 
 /// Encode `md` with its header into `sector` (the rest of which is zeroed).
@@ -127,7 +141,8 @@ pub fn encode<M: Metadata>(md: &M, sector: &mut [u8]) -> Result<(), MetaError> {
     w.bytes(M::MAGIC)?;
     w.pos = MAGIC_LEN;
     w.u32(M::VERSION)?;
-    md.encode(&mut w)
+    md.encode(&mut w)?;
+    M::seal(sector)
 }
 
 /// Decode a record from `sector`: magic, version range, then the class's fields.
@@ -143,6 +158,7 @@ pub fn decode<M: Metadata>(sector: &[u8]) -> Result<M, MetaError> {
     if version < M::OLDEST_VERSION {
         return Err(MetaError::TooOld(version));
     }
+    M::verify(version, sector)?;
     M::decode(version, &mut r)
 }
 

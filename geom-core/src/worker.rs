@@ -137,6 +137,16 @@ pub trait Handler: Send + 'static {
         let _ = (cx, msg);
     }
 
+    /// The mailbox is empty: do background work (a journal copies records to their home
+    /// here, between bursts of requests). Return `true` if there is more to do: the thread
+    /// then looks at its mail and calls `idle` again, so new requests are never kept waiting
+    /// behind more than one step of background work. Return `false` to sleep until mail
+    /// arrives. The default has nothing to do.
+    fn idle(&mut self, cx: &SleepCtx) -> bool {
+        let _ = cx;
+        false
+    }
+
     /// The worker is stopping: every queued bio has been failed and no more mail will come.
     /// Runs once, just before the handler is dropped.
     fn stopped(&mut self, cx: &SleepCtx) {
@@ -467,6 +477,8 @@ unsafe extern "C" fn worker_main<H: Handler, const N: usize>(arg: *mut c_void) {
         (*mb).thread = curthread();
         (*sh.handler.get()).take()
     };
+    // Whether the handler's idle work is done until new mail comes.
+    let mut rested = false;
     loop {
         // mtx is held at the top of each round.
         // SAFETY: mtx held for the mailbox accesses; it is released around handler calls
@@ -481,6 +493,7 @@ unsafe extern "C" fn worker_main<H: Handler, const N: usize>(arg: *mut c_void) {
                     h.message(&cx, msg);
                 }
                 sh.mtx.lock();
+                rested = false;
                 continue;
             }
             if !(*mb).bios.is_empty() {
@@ -493,11 +506,19 @@ unsafe extern "C" fn worker_main<H: Handler, const N: usize>(arg: *mut c_void) {
                     }
                 }
                 sh.mtx.lock();
+                rested = false;
+                continue;
+            }
+            if !rested {
+                sh.mtx.unlock();
+                rested = !handler.as_mut().is_some_and(|h| h.idle(&cx));
+                sh.mtx.lock();
                 continue;
             }
             (*mb).asleep = true;
             sh.mtx.sleep(sh.mail_chan(), c"gworker");
             (*mb).asleep = false;
+            rested = false;
         }
     }
 

@@ -14,13 +14,16 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::ptr;
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use geom_core::sys::{
     self, bio, c_char, c_int, errno, g_class, g_consumer, g_geom, g_provider, gctl_req, sbuf, KernelCell,
 };
 
 use crate::invariants::lock;
+pub use crate::memstore::DiskImage;
+use crate::memstore::MemStore;
+use crate::rng::Rng;
 use crate::runtime::{kernel_arc, Runtime};
 use crate::topology::name_of;
 
@@ -47,17 +50,38 @@ pub struct MdConfig {
     pub sectorsize: u32,
     /// Complete memory-disk requests from a worker thread instead of in start.
     pub asynchronous: bool,
+    /// A memory disk with a volatile write cache: writes are durable only once flushed, and
+    /// [`MdDisk::power_cut`] shows what a power failure would leave.
+    pub write_cache: bool,
+    /// A memory disk's initial content (an image left by a power cut), instead of zeros.
+    pub image: Option<DiskImage>,
 }
 
 impl MdConfig {
     /// A memory disk of `mediasize` bytes with 512-byte sectors.
     pub fn malloc(mediasize: u64) -> Self {
-        MdConfig { name: None, kind: MdKind::Malloc, mediasize, sectorsize: 512, asynchronous: false }
+        MdConfig {
+            name: None,
+            kind: MdKind::Malloc,
+            mediasize,
+            sectorsize: 512,
+            asynchronous: false,
+            write_cache: false,
+            image: None,
+        }
     }
 
     /// A file disk.
     pub fn file(path: impl Into<PathBuf>, mediasize: u64) -> Self {
-        MdConfig { name: None, kind: MdKind::File(path.into()), mediasize, sectorsize: 512, asynchronous: true }
+        MdConfig {
+            name: None,
+            kind: MdKind::File(path.into()),
+            mediasize,
+            sectorsize: 512,
+            asynchronous: true,
+            write_cache: false,
+            image: None,
+        }
     }
 
     /// Set the provider name.
@@ -77,60 +101,18 @@ impl MdConfig {
         self.asynchronous = on;
         self
     }
-}
 
-/// Memory disk storage in independently locked chunks, so concurrent requests to different
-/// regions do not serialise.
-struct MemStore {
-    chunks: Vec<RwLock<Box<[u8]>>>,
-}
-
-const CHUNK: u64 = 1 << 20;
-
-impl MemStore {
-    fn new(size: u64) -> Self {
-        let n = size.div_ceil(CHUNK);
-        let chunks = (0..n)
-            .map(|i| {
-                let len = CHUNK.min(size - i * CHUNK) as usize;
-                RwLock::new(vec![0u8; len].into_boxed_slice())
-            })
-            .collect();
-        MemStore { chunks }
+    /// Give a memory disk a volatile write cache (see [`MdDisk::power_cut`]).
+    pub fn write_cache(mut self, on: bool) -> Self {
+        self.write_cache = on;
+        self
     }
 
-    /// Visit the chunk pieces covering [off, off+len): (chunk, offset in chunk, offset in
-    /// the request, piece length).
-    fn pieces(off: u64, len: u64, mut f: impl FnMut(usize, usize, usize, usize)) {
-        let mut done = 0;
-        while done < len {
-            let pos = off + done;
-            let (ci, co) = ((pos / CHUNK) as usize, (pos % CHUNK) as usize);
-            let n = (CHUNK - co as u64).min(len - done) as usize;
-            f(ci, co, done as usize, n);
-            done += n as u64;
-        }
-    }
-
-    fn read(&self, off: u64, buf: &mut [u8]) {
-        Self::pieces(off, buf.len() as u64, |ci, co, bo, n| {
-            let c = self.chunks[ci].read().unwrap_or_else(|e| e.into_inner());
-            buf[bo..bo + n].copy_from_slice(&c[co..co + n]);
-        });
-    }
-
-    fn write(&self, off: u64, data: &[u8]) {
-        Self::pieces(off, data.len() as u64, |ci, co, bo, n| {
-            let mut c = self.chunks[ci].write().unwrap_or_else(|e| e.into_inner());
-            c[co..co + n].copy_from_slice(&data[bo..bo + n]);
-        });
-    }
-
-    fn zero(&self, off: u64, len: u64) {
-        Self::pieces(off, len, |ci, co, _, n| {
-            let mut c = self.chunks[ci].write().unwrap_or_else(|e| e.into_inner());
-            c[co..co + n].fill(0);
-        });
+    /// Start a memory disk from `image` (its size becomes the disk's).
+    pub fn image(mut self, image: DiskImage) -> Self {
+        self.mediasize = image.size();
+        self.image = Some(image);
+        self
     }
 }
 
@@ -180,7 +162,7 @@ impl Store {
                 Ok(())
             }
             Store::File { file, .. } => {
-                let zeros = vec![0u8; CHUNK.min(len) as usize];
+                let zeros = vec![0u8; (1u64 << 20).min(len) as usize];
                 let mut done = 0;
                 while done < len {
                     let n = (zeros.len() as u64).min(len - done) as usize;
@@ -194,7 +176,10 @@ impl Store {
 
     fn flush(&self) -> Result<(), c_int> {
         match self {
-            Store::Mem(_) => Ok(()),
+            Store::Mem(m) => {
+                m.flush();
+                Ok(())
+            }
             Store::File { file, .. } => file.sync_data().map_err(|e| host_errno(&e)),
         }
     }
@@ -246,6 +231,43 @@ impl MdDisk {
     pub fn write_backing(&self, offset: u64, data: &[u8]) {
         let _ = self.store.write(offset, data);
     }
+
+    /// Cut the power now: the image a memory disk would keep. With a write cache, writes not
+    /// yet flushed are each lost, kept, or torn at sector granularity, as `rng` decides;
+    /// without one, the image is the disk's content. `at_cut` runs at the instant of the cut
+    /// (the disk takes no write meanwhile): note there what had completed. The disk itself
+    /// goes on unharmed. `None` for a file disk.
+    pub fn power_cut(&self, rng: &mut Rng, at_cut: &mut dyn FnMut()) -> Option<DiskImage> {
+        match &*self.store {
+            Store::Mem(m) => Some(m.power_cut(rng, at_cut)),
+            Store::File { .. } => None,
+        }
+    }
+
+    /// Writes a cached memory disk took since its last flush.
+    pub fn unflushed_writes(&self) -> usize {
+        match &*self.store {
+            Store::Mem(m) => m.unflushed(),
+            Store::File { .. } => 0,
+        }
+    }
+}
+
+/// Cut the power of several disks at one instant (each locked until all are cut), as a
+/// machine's power failure does; `at_cut` runs once, while none of them can change. Images
+/// come back in the order of `disks` (`None` for file disks).
+pub fn power_cut_all(disks: &[&MdDisk], rng: &mut Rng, at_cut: &mut dyn FnMut()) -> Vec<Option<DiskImage>> {
+    let Some((first, rest)) = disks.split_first() else {
+        at_cut();
+        return Vec::new();
+    };
+    let mut inner = Vec::new();
+    let mut sub = rng.clone();
+    let _ = sub.next_u64();
+    let img = first.power_cut(rng, &mut || inner = power_cut_all(rest, &mut sub, at_cut));
+    let mut out = vec![img];
+    out.append(&mut inner);
+    out
 }
 
 /// Serve one request against the store (memory copy, or file I/O on the worker).
@@ -390,7 +412,10 @@ static MD_CLASS: KernelCell<g_class> = KernelCell::new(g_class {
 
 fn open_store(cfg: &MdConfig) -> Result<(Store, u64), c_int> {
     match &cfg.kind {
-        MdKind::Malloc => Ok((Store::Mem(MemStore::new(cfg.mediasize)), cfg.mediasize)),
+        MdKind::Malloc => {
+            let mem = MemStore::new(cfg.mediasize, cfg.sectorsize, cfg.image.as_ref(), cfg.write_cache);
+            Ok((Store::Mem(mem), cfg.mediasize))
+        }
         MdKind::File(path) => {
             let file = OpenOptions::new()
                 .read(true)

@@ -388,7 +388,10 @@ pub unsafe extern "C" fn g_read_data(
     // SAFETY: cp is attached (caller); sizes checked as FreeBSD asserts them.
     unsafe {
         let ss = if (*cp).provider.is_null() { 0 } else { (*(*cp).provider).sectorsize as off_t };
-        if length <= 0 || length < ss || length > crate::topology::maxphys as off_t {
+        if length <= 0
+            || length < ss
+            || length > crate::topology::maxphys.load(std::sync::atomic::Ordering::Relaxed) as off_t
+        {
             k.inv.report(ViolationKind::Kassert, format!("g_read_data: bad length {length} (sector size {ss})"));
             set(errno::EINVAL);
             return ptr::null_mut();

@@ -26,9 +26,11 @@ pub mod invariants;
 mod io;
 pub mod listing;
 mod malloc_types;
+mod memstore;
 pub mod modules;
 mod platform;
 pub mod raw_pass;
+pub mod rng;
 mod runtime;
 pub mod sbuf;
 mod sched;
@@ -43,3 +45,16 @@ pub use malloc_types::MallocUsage;
 pub use modules::LoadedModule;
 pub use runtime::{format_topology, BioResult, ConsumerInfo, GeomInfo, ProviderInfo, Runtime, RuntimeConfig, Topo};
 pub use uma::ZoneInfo;
+
+/// Set `maxphys` (the loader tunable `kern.maxphys`: the largest request GEOM passes down) for
+/// this process. Like a loader tunable it only works before boot: `Err` with the value in
+/// force once a [`Runtime`] has started. Test programs that want small journals or short
+/// records call it first thing; every runtime of the process then shares the value.
+pub fn set_maxphys(bytes: u64) -> Result<(), u64> {
+    use std::sync::atomic::Ordering::SeqCst;
+    if crate::topology::BOOTED.load(SeqCst) || bytes < 4096 || !bytes.is_power_of_two() {
+        return Err(crate::topology::maxphys.load(SeqCst));
+    }
+    crate::topology::maxphys.store(bytes, SeqCst);
+    Ok(())
+}

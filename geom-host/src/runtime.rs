@@ -471,6 +471,7 @@ impl Default for Runtime {
 impl Runtime {
     /// Start a runtime: its topology, and its `g_event`, `g_down` and `g_up` threads.
     pub fn new(config: RuntimeConfig) -> Runtime {
+        crate::topology::BOOTED.store(true, std::sync::atomic::Ordering::SeqCst);
         let seed = config.seed;
         let k = Arc::new(Kernel {
             inv: Invariants::new(config.policy),

@@ -4,11 +4,12 @@
 
 use std::ffi::{CStr, CString};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use geom_core::sys::links::*;
 use geom_core::sys::{
     self, c_char, c_int, c_void, errno, g_class, g_consumer, g_geom, g_geom_alias, g_provider, list_insert_head,
-    list_iter, list_remove, malloc_type, module_t, off_t, sx, tailq_insert_tail, tailq_remove, u_long, KernelCell,
+    list_iter, list_remove, malloc_type, module_t, off_t, sx, tailq_insert_tail, tailq_remove, KernelCell,
 };
 
 use crate::events::EventFn;
@@ -24,9 +25,14 @@ pub static topology_lock: KernelCell<[u8; 32]> = KernelCell::new([0; 32]);
 #[no_mangle]
 pub static M_GEOM: KernelCell<[malloc_type; 1]> = KernelCell::new([malloc_type::new(c"GEOM".as_ptr())]);
 
-/// `maxphys`: the largest I/O, 1 MiB as on FreeBSD amd64.
+/// `maxphys`: the largest I/O, 1 MiB as on FreeBSD amd64. Like `kern.maxphys`, a loader
+/// tunable: [`crate::set_maxphys`] changes it before the first runtime of the process starts,
+/// never after (classes read it without synchronisation, as the kernel's code does).
 #[no_mangle]
-pub static maxphys: u_long = 1024 * 1024;
+pub static maxphys: AtomicU64 = AtomicU64::new(1024 * 1024);
+
+/// Whether a runtime has started in this process (after which `maxphys` is fixed).
+pub(crate) static BOOTED: AtomicBool = AtomicBool::new(false);
 
 fn zalloc<T>() -> *mut T {
     // SAFETY: every GEOM structure is plain C data for which all-zero bytes are valid (NULL
