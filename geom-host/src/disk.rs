@@ -227,9 +227,11 @@ impl MdDisk {
     }
 
     /// Write the backing store directly, bypassing GEOM (preparing an image, simulating
-    /// another writer). Classes that already tasted the disk are not told.
+    /// another writer). Classes that already tasted the disk are not told. The bytes are
+    /// durable at once (a write cache is flushed with them).
     pub fn write_backing(&self, offset: u64, data: &[u8]) {
         let _ = self.store.write(offset, data);
+        let _ = self.store.flush();
     }
 
     /// Cut the power now: the image a memory disk would keep. With a write cache, writes not

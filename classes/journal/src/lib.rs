@@ -50,7 +50,9 @@
 //! h.flush().unwrap(); // now on stable storage, in the journal
 //! assert_eq!(h.read(8192, 4096).unwrap(), vec![7; 4096]);
 //! h.close().unwrap();
-//! rt.settle(); // closed: the worker copies home and marks the device clean
+//! // Closed, the worker copies everything home and marks the device clean; gjournal sync
+//! // returns once it has.
+//! assert_eq!(command::run::<Journal>(&rt, &["sync"]).error, None);
 //! assert_eq!(data.read_backing(8192, 4096), vec![7; 4096]);
 //! assert!(rt.shutdown().is_empty());
 //! ```
