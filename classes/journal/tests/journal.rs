@@ -39,8 +39,16 @@ fn label_refuses_what_gjournal_refuses() {
     let (rt, _d) = runtime("jrefuse", &[4 * MIB, 64 * MIB, 200 * MIB]);
     fails(&rt, &["label", "-s", "1000000", "md2"], "Journal too small.");
     fails(&rt, &["label", "-s", "104857601", "md2"], "Invalid journal size.");
-    fails(&rt, &["label", "-s", "209715200", "md2"], "Provider too small for journalling. You can try smaller jsize (default is 209715200).");
-    fails(&rt, &["label", "-s", "104857600", "md0", "md1"], "jsize argument is valid only for all-in-one configuration.");
+    fails(
+        &rt,
+        &["label", "-s", "209715200", "md2"],
+        "Provider too small for journalling. You can try smaller jsize (default is 209715200).",
+    );
+    fails(
+        &rt,
+        &["label", "-s", "104857600", "md0", "md1"],
+        "jsize argument is valid only for all-in-one configuration.",
+    );
     fails(&rt, &["label", "md0", "md1", "md2"], "Too many arguments.");
     finish(rt);
 }
@@ -120,8 +128,16 @@ fn stop_marks_clean_and_a_restart_sees_the_data() {
     finish(rt);
     // The images in a new runtime: a clean device, the data in place.
     let rt = quiet("jstop2");
-    let a = rt.md_create(MdConfig::malloc(4 * MIB).image(d[0].power_cut(&mut geom_host::rng::Rng::new(0), &mut || {}).unwrap())).unwrap();
-    let _b = rt.md_create(MdConfig::malloc(64 * MIB).image(d[1].power_cut(&mut geom_host::rng::Rng::new(0), &mut || {}).unwrap())).unwrap();
+    let a = rt
+        .md_create(
+            MdConfig::malloc(4 * MIB).image(d[0].power_cut(&mut geom_host::rng::Rng::new(0), &mut || {}).unwrap()),
+        )
+        .unwrap();
+    let _b = rt
+        .md_create(
+            MdConfig::malloc(64 * MIB).image(d[1].power_cut(&mut geom_host::rng::Rng::new(0), &mut || {}).unwrap()),
+        )
+        .unwrap();
     rt.load::<Journal>().unwrap();
     rt.settle();
     let h = rt.open("md0.journal", 1, 0, 0).unwrap();
