@@ -512,14 +512,16 @@ impl Engine {
     /// not yet journaled.
     fn read(&mut self, cx: &SleepCtx, mut req: Request) {
         let (offset, length) = (req.offset(), req.length());
-        let jcp = self.cfg.journal;
-        let base = self.cfg.data.read_data(cx, offset, length);
+        let (jcp, dcp, maxphys) = (self.cfg.journal, self.cfg.data, self.cfg.maxphys as usize);
         let Some(buf) = req.data_mut() else { return req.fail(Errno::EINVAL) };
         let mut failed = None;
-        match base {
-            Ok(b) if b.len() == buf.len() => buf.copy_from_slice(&b),
-            Ok(_) => failed = Some(Errno::EIO),
-            Err(e) => failed = Some(e),
+        // The data provider first, in pieces g_read_data takes (at most maxphys).
+        for (i, piece) in buf.chunks_mut(maxphys).enumerate() {
+            match dcp.read_data(cx, offset + (i * maxphys) as i64, piece.len() as i64) {
+                Ok(b) if b.len() == piece.len() => piece.copy_from_slice(&b),
+                Ok(_) => failed = failed.or(Some(Errno::EIO)),
+                Err(e) => failed = failed.or(Some(e)),
+            }
         }
         let (start, end) = (offset as u64, (offset + length) as u64);
         let mut overlay = |at: u64, len: u64, joffset: u64, data: Option<&[u8]>| {
@@ -553,6 +555,11 @@ impl Engine {
 
     /// A write: mark the device dirty first if the label says clean, then keep it pending.
     fn write(&mut self, cx: &SleepCtx, req: Request) {
+        // A record entry is at most maxphys bytes (gjournal's ring arithmetic depends on it);
+        // GEOM's consumers never send more.
+        if req.length() as u64 > self.cfg.maxphys {
+            return req.fail(Errno::EINVAL);
+        }
         if self.clean {
             if let Err(e) = self.write_label(cx, false) {
                 return req.fail(e);

@@ -63,6 +63,8 @@ pub fn walk<B: Deref<Target = [u8]>>(
     read: &mut dyn FnMut(u64, u64) -> Result<B, Errno>,
 ) -> Result<Found, Errno> {
     let ss = area.sectorsize;
+    // No entry is longer than one request (`GJ_RECORD_MAX_SIZE` is built on that).
+    let maxphys = (area.record_max - ss) / crate::format::RECORD_ENTRIES as u64;
     let mut found = Found { extents: ExtentMap::new(), journals: 0, entries: 0, last: None, stop: Stop::NoStart };
     if start < area.jstart || start.saturating_add(ss) > area.jend || start % ss != 0 {
         return Ok(found);
@@ -99,6 +101,7 @@ pub fn walk<B: Deref<Target = [u8]>>(
             for e in &rh.entries {
                 let sound = e.joffset == pos
                     && e.length > 0
+                    && e.length <= maxphys
                     && e.length % ss == 0
                     && e.offset % ss == 0
                     && e.offset.checked_add(e.length).is_some_and(|end| end <= data_size)
