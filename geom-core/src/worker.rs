@@ -17,6 +17,9 @@
 //!   by a preempted thread can stall a CPU), held only to link or unlink, so posting from
 //!   start or done costs a short lock hold and a `wakeup` when the thread sleeps.
 //!
+//! When the mailbox is empty the thread calls [`Handler::idle`] before it sleeps: the place
+//! for background work (a journal's group commit and its copying home), one step per call.
+//!
 //! The thread takes the whole bio queue at once under the lock (O(1)) and hands the batch
 //! to the handler one request at a time without the lock. Messages go first: before each
 //! batch the thread handles every message already posted, so **a message is handled before

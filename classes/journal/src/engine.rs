@@ -89,7 +89,7 @@ pub(crate) struct Config {
 }
 
 /// The worker's state for one device.
-pub(crate) struct Engine {
+pub struct Engine {
     cfg: Config,
     shared: Arc<Shared>,
     tun: Arc<Tunables>,
