@@ -658,7 +658,6 @@ impl Runtime {
         self.down = true;
         let _e = enter(&self.k);
         self.settle_bounded(self.k.config.shutdown_grace);
-        self.k.bios.report_leaks(&self.k);
         crate::io::close_user_consumers(self);
         let names = self.classes();
         for name in names {
@@ -667,6 +666,9 @@ impl Runtime {
             }
         }
         self.settle_bounded(self.k.config.shutdown_grace);
+        // A bio alive now outlived its class: unloading stopped every worker that could still
+        // have been between two of its requests when the runtime first settled.
+        self.k.bios.report_leaks(&self.k);
         for (name, bytes, n) in self.k.malloc.outstanding() {
             self.k.console(&format!(
                 "Warning: memory type {name} leaked memory on destroy ({n} allocations, {bytes} bytes)"

@@ -194,6 +194,8 @@ fn check(seed: u64, n: usize, cut: &Cut, h: &History, sectors: &[Vec<(u64, u64, 
     assert_eq!(dev.mediasize() as u64, exported);
     let got = dev.read(0, SECTORS as usize * SS).unwrap();
     dev.close().unwrap();
+    // Closed, the worker marks the device clean; let it finish before the runtime goes.
+    ok(&rt, &["sync"]);
     for s in 0..SECTORS {
         let bytes = &got[s as usize * SS..(s as usize + 1) * SS];
         let tag = if bytes.iter().all(|&b| b == 0) { 0 } else { u64::from_le_bytes(bytes[..8].try_into().unwrap()) };
