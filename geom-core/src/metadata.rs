@@ -306,6 +306,19 @@ impl<'a> MetaWriter<'a> {
     }
 }
 
+/// `name` cut to fit an `N`-byte NUL-terminated field (at most `N - 1` bytes, at a character
+/// boundary), as `strlcpy` into a label's C struct cuts it.
+pub fn name_field<const N: usize>(name: &str) -> heapless::String<N> {
+    let mut end = name.len().min(N.saturating_sub(1));
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = heapless::String::new();
+    // Cannot fail: at most N - 1 bytes into an N-byte string.
+    let _ = out.push_str(&name[..end]);
+    out
+}
+
 /// Where the last sector of `pp` starts, and its size; `None` for a provider too small to
 /// hold one or with a nonsensical sector size.
 pub fn last_sector(pp: Provider) -> Option<(i64, usize)> {

@@ -37,3 +37,17 @@ macro_rules! kprintln {
         $crate::print::print(::core::format_args!("{}\n", ::core::format_args!($($arg)*)))
     };
 }
+
+/// A class's debug message (`G_STRIPE_DEBUG`, `GJ_DEBUG`): printed if the class's `debug`
+/// knob is at least `level`, as `TAG[level]: message` when debugging is on and `TAG: message`
+/// at level 0.
+pub fn debug(tag: &str, debug: u32, level: u32, args: fmt::Arguments<'_>) {
+    if debug < level {
+        return;
+    }
+    if debug > 0 {
+        crate::kprintln!("{tag}[{level}]: {args}");
+    } else {
+        crate::kprintln!("{tag}: {args}");
+    }
+}

@@ -443,3 +443,9 @@ pub fn strip_dev(name: &CStr) -> &CStr {
         None => name,
     }
 }
+
+/// [`strip_dev`] for a name already in Rust form: how `g_compare_names` compares a label's
+/// hard-coded provider with a provider's name.
+pub fn strip_dev_str(name: &str) -> &str {
+    name.strip_prefix("/dev/").unwrap_or(name)
+}

@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 use geom_core::metadata::MetaError;
+use geom_core::verbs::strip_dev_str;
 use geom_core::{
     Class, Consumer, Errno, Gctl, GeomRef, PostError, Provider, Request, Slot, Topology, Worker, XmlWriter,
 };
@@ -256,7 +257,7 @@ impl Journal {
             }
             Err(_) => return None,
         };
-        if !md.provider.is_empty() && strip_dev(&md.provider) != strip_dev(&pname) {
+        if !md.provider.is_empty() && strip_dev_str(&md.provider) != strip_dev_str(&pname) {
             return None;
         }
         if md.provsize != 0 && md.provsize != pp.mediasize() as u64 {
@@ -339,7 +340,7 @@ impl Journal {
     /// The live, complete device named by its data provider or by `<data>.journal`
     /// (`g_journal_find_device`).
     fn find_device(cls: &Class<Journal>, topo: &Topology, name: &str) -> Option<GeomRef<Journal>> {
-        let name = strip_dev(name);
+        let name = strip_dev_str(name);
         cls.geoms(topo).find(|g| {
             let Some(sc) = g.softc() else { return false };
             if g.is_withering(topo) || !sc.is_complete() || sc.shared.destroying.load(Relaxed) {
@@ -398,9 +399,4 @@ impl Journal {
             }
         });
     }
-}
-
-/// A provider name without its `/dev/` prefix (`g_compare_names`).
-fn strip_dev(name: &str) -> &str {
-    name.strip_prefix("/dev/").unwrap_or(name)
 }

@@ -45,7 +45,7 @@ use geom_core::{BioQueue, Cmd, Consumer, Errno, Handler, Request, SleepCtx};
 
 use crate::extents::{copy_of, CopyQueue, Extent, ExtentMap};
 use crate::format::{Area, JournalHeader, RecordHeader, RECORD_ENTRIES};
-use crate::metadata::{JournalMetadata, Name, GJ_FLAG_CHECKSUM, GJ_FLAG_CLEAN, G_JOURNAL_VERSION};
+use crate::metadata::{JournalMetadata, Name, GJ_FLAG_CHECKSUM, GJ_FLAG_CLEAN};
 use crate::recovery::{self, Stop};
 use crate::{Shared, Tunables};
 
@@ -238,10 +238,16 @@ impl Engine {
         Ok(())
     }
 
-    fn write_header(&mut self, cx: &SleepCtx, at: u64, h: JournalHeader) -> Result<(), Errno> {
+    /// A zeroed sector buffer, or `ENOMEM`.
+    fn sector(&self) -> Result<Vec<u8>, Errno> {
         let mut sector = Vec::new();
         sector.try_reserve_exact(self.cfg.sectorsize as usize).map_err(|_| Errno::ENOMEM)?;
         sector.resize(self.cfg.sectorsize as usize, 0);
+        Ok(sector)
+    }
+
+    fn write_header(&mut self, cx: &SleepCtx, at: u64, h: JournalHeader) -> Result<(), Errno> {
+        let mut sector = self.sector()?;
         h.encode(&mut sector);
         self.cfg.journal.write_data(cx, to_i64(at)?, &sector)?;
         self.journal_unflushed = true;
@@ -288,10 +294,7 @@ impl Engine {
             provider: self.cfg.hardcoded.clone(),
             provsize: self.cfg.dprov_size,
         };
-        let _ = G_JOURNAL_VERSION;
-        let mut sector = Vec::new();
-        sector.try_reserve_exact(self.cfg.sectorsize as usize).map_err(|_| Errno::ENOMEM)?;
-        sector.resize(self.cfg.sectorsize as usize, 0);
+        let mut sector = self.sector()?;
         metadata::encode(&md, &mut sector).map_err(MetaError::errno)?;
         let at = self.cfg.dprov_size - self.cfg.sectorsize;
         self.cfg.data.write_data(cx, to_i64(at)?, &sector)?;

@@ -106,15 +106,7 @@ pub(crate) struct Tunables {
 impl Tunables {
     /// Print a console line if `debug` is at least `level` (`GJ_DEBUG`).
     pub(crate) fn log(&self, level: u32, args: fmt::Arguments<'_>) {
-        let debug = self.debug.load(Relaxed);
-        if debug < level {
-            return;
-        }
-        if debug > 0 {
-            geom_core::kprintln!("GEOM_JOURNAL[{level}]: {args}");
-        } else {
-            geom_core::kprintln!("GEOM_JOURNAL: {args}");
-        }
+        geom_core::print::debug("GEOM_JOURNAL", self.debug.load(Relaxed), level, args);
     }
 }
 

@@ -137,16 +137,3 @@ impl Metadata for JournalMetadata {
         Ok(JournalMetadata { id, kind, jstart, jend, joffset, jid, flags, provider, provsize })
     }
 }
-
-/// `name` cut to fit a 16-byte field with its NUL (15 bytes, at a character boundary), as
-/// `strlcpy` into the C struct cuts it.
-pub fn name_field(name: &str) -> Name {
-    let mut end = name.len().min(15);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut out = Name::new();
-    // Cannot fail: at most 15 bytes into a 16-byte string.
-    let _ = out.push_str(&name[..end]);
-    out
-}

@@ -2,7 +2,7 @@
 //! `label` writes the label into the last sector of the data provider (and of the journal
 //! provider), `clear` zeroes it, `dump` prints it. The kernel picks new labels up by tasting.
 
-use geom_core::metadata::MetaError;
+use geom_core::metadata::{name_field, MetaError};
 use geom_core::userland::Userland;
 use geom_core::verbs::strip_dev;
 
@@ -80,8 +80,7 @@ pub(crate) fn label(u: &mut Userland<'_>, l: Label) {
             _ => GJ_TYPE_JOURNAL,
         };
         md.provsize = u.mediasize(p).unwrap_or(0) as u64;
-        md.provider =
-            if l.hardcode { crate::metadata::name_field(&strip_dev(p).to_string_lossy()) } else { Default::default() };
+        md.provider = if l.hardcode { name_field(&strip_dev(p).to_string_lossy()) } else { Default::default() };
         if let Err(e) = u.store(p, &md) {
             u.warn(format_args!("Cannot store metadata on {pname}: {}.\n", e.errno().strerror()));
             u.not_fully_done(format_args!("Not fully done."));

@@ -9,11 +9,12 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-use geom_core::metadata::{self, MetaError};
+use geom_core::metadata::{self, name_field, MetaError};
+use geom_core::verbs::strip_dev_str;
 use geom_core::{Class, Consumer, Errno, Gctl, GeomRef, Provider, Slot, Topology};
 
 use crate::map::{lcm, Geometry};
-use crate::metadata::{name_field, StripeMetadata};
+use crate::metadata::StripeMetadata;
 use crate::{Create, Destroy, Stripe, Tunables};
 
 /// How a device came to be.
@@ -471,9 +472,4 @@ enum Refusal {
     Duplicate,
     /// A name C cannot hold (an inner NUL); never from a label or a request.
     Name,
-}
-
-/// A device name without its `/dev/` prefix (`g_compare_names`).
-fn strip_dev_str(name: &str) -> &str {
-    name.strip_prefix("/dev/").unwrap_or(name)
 }

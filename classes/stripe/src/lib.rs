@@ -103,15 +103,7 @@ pub(crate) struct Tunables {
 impl Tunables {
     /// Print a console line if `debug` is at least `level` (`G_STRIPE_DEBUG`).
     pub(crate) fn log(&self, level: u32, args: fmt::Arguments<'_>) {
-        let debug = self.debug.load(Relaxed);
-        if debug < level {
-            return;
-        }
-        if debug > 0 {
-            geom_core::kprintln!("GEOM_STRIPE[{level}]: {args}");
-        } else {
-            geom_core::kprintln!("GEOM_STRIPE: {args}");
-        }
+        geom_core::print::debug("GEOM_STRIPE", self.debug.load(Relaxed), level, args);
     }
 
     /// Take `bytes` from the fast mode's budget, if there is that much left.

@@ -8,7 +8,9 @@ use geom_core::userland::Userland;
 use geom_core::verbs::strip_dev;
 
 use crate::map::lcm;
-use crate::metadata::{name_field, StripeMetadata, G_STRIPE_MAGIC, G_STRIPE_VERSION};
+use geom_core::metadata::name_field;
+
+use crate::metadata::{StripeMetadata, G_STRIPE_MAGIC, G_STRIPE_VERSION};
 use crate::{Clear, DumpLabel, Label};
 
 /// `gstripe label [-hv] [-s stripesize] name prov prov ...`.
