@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use geom_core::sys::{
@@ -602,6 +602,9 @@ pub struct Handle {
     k: Arc<Kernel>,
     cp: usize,
     closed: Arc<AtomicBool>,
+    /// Submitted requests not yet completed; closing waits for them (a consumer is never
+    /// detached with I/O outstanding).
+    submitted: Arc<AtomicUsize>,
     name: String,
     mediasize: i64,
     sectorsize: u32,
@@ -649,7 +652,15 @@ impl Runtime {
                 Ok((cp as usize, (*pp).mediasize, (*pp).sectorsize))
             }
         })?;
-        Ok(Handle { k: Arc::clone(&self.k), cp, closed, name: name.to_owned(), mediasize, sectorsize })
+        Ok(Handle {
+            k: Arc::clone(&self.k),
+            cp,
+            closed,
+            submitted: Arc::new(AtomicUsize::new(0)),
+            name: name.to_owned(),
+            mediasize,
+            sectorsize,
+        })
     }
 }
 
@@ -720,14 +731,65 @@ impl Handle {
         Ok(buf)
     }
 
+    /// Issue one request without waiting for it: `done` runs once with its result, in the
+    /// completion context (on `g_up`, or in this thread when direct dispatch completes it at
+    /// once). `done` must not block: hand the result to a thread of your own (a channel
+    /// send) as a driver's interrupt handler would. Fails at once, without calling `done`,
+    /// only if the handle is closed or the request is malformed (`EINVAL`).
+    ///
+    /// This is how a server keeps many requests in flight on one open provider (the NBD
+    /// export does), where [`Handle::read`] and friends wait for each.
+    pub fn submit(&self, offset: i64, op: IoOp, done: impl FnOnce(IoDone) + Send + 'static) -> Result<(), i32> {
+        // Counted before the closed check, so a concurrent close either sees this request
+        // and waits for it, or this request sees the close.
+        self.submitted.fetch_add(1, Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            self.submitted.fetch_sub(1, Ordering::SeqCst);
+            return Err(errno::ENXIO);
+        }
+        let (cmd, flags, length, buf) = match op {
+            IoOp::Read(len) => (sys::BIO_READ, 0, len as i64, vec![0u8; len]),
+            IoOp::Write(data) => (sys::BIO_WRITE, 0, data.len() as i64, data),
+            IoOp::Delete(len) => (sys::BIO_DELETE, 0, len, Vec::new()),
+            IoOp::Flush => (sys::BIO_FLUSH, sys::BIO_ORDERED, 0, Vec::new()),
+        };
+        if length < 0 || offset < 0 {
+            self.submitted.fetch_sub(1, Ordering::SeqCst);
+            return Err(errno::EINVAL);
+        }
+        let offset = if cmd == sys::BIO_FLUSH { self.mediasize } else { offset };
+        let mut pending = Box::new(AsyncBio { buf, done: Box::new(done), submitted: Arc::clone(&self.submitted) });
+        let data = if pending.buf.is_empty() { ptr::null_mut() } else { pending.buf.as_mut_ptr() };
+        let _e = enter(&self.k);
+        // SAFETY: the consumer stays attached while the handle is open (checked above); the
+        // buffer lives in `pending`, which the bio owns through bio_caller1 until
+        // `async_done` takes it back; a Vec's heap buffer does not move with its Box.
+        unsafe {
+            let bp = g_alloc_bio();
+            (*bp).bio_cmd = cmd;
+            (*bp).bio_flags = flags;
+            (*bp).bio_offset = offset;
+            (*bp).bio_length = length;
+            (*bp).bio_data = data.cast();
+            (*bp).bio_done = Some(async_done);
+            (*bp).bio_caller1 = Box::into_raw(pending).cast();
+            g_io_request(bp, self.cp as *mut g_consumer);
+        }
+        Ok(())
+    }
+
     /// Close: drop the access, detach, and destroy the handle's consumer and geom.
     pub fn close(self) -> Result<(), i32> {
         self.close_inner()
     }
 
     fn close_inner(&self) -> Result<(), i32> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
+        }
+        // Submitted requests finish first: g_detach must find none outstanding.
+        while self.submitted.load(Ordering::SeqCst) != 0 {
+            std::thread::sleep(std::time::Duration::from_micros(200));
         }
         let rt = Runtime::non_owning(Arc::clone(&self.k));
         let cp = self.cp;
@@ -737,6 +799,61 @@ impl Handle {
             unsafe { close_consumer(cp as *mut g_consumer) }
         })
     }
+}
+
+/// A request for [`Handle::submit`].
+#[derive(Debug)]
+pub enum IoOp {
+    /// `BIO_READ` of this many bytes.
+    Read(usize),
+    /// `BIO_WRITE` of these bytes.
+    Write(Vec<u8>),
+    /// `BIO_DELETE` of this many bytes.
+    Delete(i64),
+    /// `BIO_FLUSH` (ordered, as `g_io_flush` sends it).
+    Flush,
+}
+
+/// The result of a submitted request.
+#[derive(Debug)]
+pub struct IoDone {
+    /// The bio's error (0 for success).
+    pub error: i32,
+    /// `bio_completed`: the bytes done.
+    pub completed: i64,
+    /// The request's buffer: for a read, what was read (cut to `completed`); for a write,
+    /// the data given back; empty otherwise.
+    pub data: Vec<u8>,
+}
+
+/// What a submitted bio owns until its completion.
+struct AsyncBio {
+    buf: Vec<u8>,
+    done: Box<dyn FnOnce(IoDone) + Send>,
+    submitted: Arc<AtomicUsize>,
+}
+
+/// `bio_done` of a submitted bio: take back what it owned, destroy it, tell the submitter.
+unsafe extern "C" fn async_done(bp: *mut bio) {
+    // SAFETY: bp is a completed bio made by `Handle::submit`, whose bio_caller1 is the
+    // `AsyncBio` it leaked; the bio is ours to destroy now.
+    let (pending, error, completed, cmd) = unsafe {
+        let pending = Box::from_raw((*bp).bio_caller1.cast::<AsyncBio>());
+        let mut error = (*bp).error();
+        if error == 0 && (*bp).bio_flags & sys::BIO_ERROR != 0 {
+            error = errno::EIO;
+        }
+        let completed = (*bp).bio_completed;
+        let cmd = (*bp).bio_cmd;
+        g_destroy_bio(bp);
+        (pending, error, completed, cmd)
+    };
+    let AsyncBio { mut buf, done, submitted } = *pending;
+    if cmd == sys::BIO_READ {
+        buf.truncate(completed.clamp(0, buf.len() as i64) as usize);
+    }
+    done(IoDone { error, completed, data: buf });
+    submitted.fetch_sub(1, Ordering::AcqRel);
 }
 
 impl Drop for Handle {

@@ -40,7 +40,7 @@ pub mod userland;
 
 pub use gctl::{CtlReply, CtlRequest, CtlValue};
 pub use invariants::{InvariantPolicy, Violation, ViolationKind};
-pub use io::Handle;
+pub use io::{Handle, IoDone, IoOp};
 pub use malloc_types::MallocUsage;
 pub use modules::LoadedModule;
 pub use runtime::{format_topology, BioResult, ConsumerInfo, GeomInfo, ProviderInfo, Runtime, RuntimeConfig, Topo};

@@ -153,6 +153,7 @@ fn concurrent_io_on_an_asynchronous_disk_completes_from_its_worker() {
     let rt = runtime("async");
     rt.load_raw_pass().unwrap();
     let md = rt.md_create(MdConfig::malloc(4 * MIB).asynchronous(true)).unwrap();
+    rt.load_raw_pass().unwrap();
     pass_create(&rt, "md0");
     let h = Arc::new(rt.open("md0.pass", 1, 1, 0).unwrap());
     let ts: Vec<_> = (0..4u64)
@@ -206,5 +207,60 @@ fn ctl_requests_report_errors_in_freebsd_words() {
     rt.wait_idle();
     assert!(rt.provider("md0.pass").is_none(), "the withered geom is gone once closed");
     assert_eq!(rt.provider("md0").unwrap().access, (0, 0, 0));
+    finish(rt);
+}
+
+#[test]
+fn submitted_requests_complete_once_each_with_their_bytes() {
+    use geom_host::{IoDone, IoOp};
+    use std::sync::mpsc;
+
+    let rt = runtime("submit");
+    let md = rt.md_create(MdConfig::malloc(4 * MIB).asynchronous(true)).unwrap();
+    rt.load_raw_pass().unwrap();
+    pass_create(&rt, "md0");
+    let h = rt.open("md0.pass", 1, 1, 0).unwrap();
+    let mut rng = Rng::new(7);
+    let chunks: Vec<Vec<u8>> = (0..64).map(|_| rng.bytes(16 * 1024)).collect();
+    let (tx, rx) = mpsc::channel::<(usize, IoDone)>();
+    // 64 writes in flight at once, each to its own 16 KiB.
+    for (i, c) in chunks.iter().enumerate() {
+        let tx = tx.clone();
+        h.submit(i as i64 * 16384, IoOp::Write(c.clone()), move |d| tx.send((i, d)).unwrap()).unwrap();
+    }
+    let mut seen = vec![false; chunks.len()];
+    for _ in 0..chunks.len() {
+        let (i, d) = rx.recv().unwrap();
+        assert_eq!((d.error, d.completed), (0, 16384), "write {i}");
+        assert_eq!(d.data, chunks[i], "a write gives its buffer back");
+        assert!(!std::mem::replace(&mut seen[i], true), "write {i} completed twice");
+    }
+    for (i, c) in chunks.iter().enumerate() {
+        assert_eq!(&md.read_backing(i as u64 * 16384, 16384), c, "chunk {i} on the backing store");
+    }
+    // Reads come back with what was written; a flush and a delete complete too.
+    for i in 0..chunks.len() {
+        let tx = tx.clone();
+        h.submit(i as i64 * 16384, IoOp::Read(16384), move |d| tx.send((i, d)).unwrap()).unwrap();
+    }
+    for _ in 0..chunks.len() {
+        let (i, d) = rx.recv().unwrap();
+        assert_eq!(d.error, 0);
+        assert_eq!(d.data, chunks[i], "read {i}");
+    }
+    let tx2 = tx.clone();
+    h.submit(0, IoOp::Flush, move |d| tx2.send((usize::MAX, d)).unwrap()).unwrap();
+    assert_eq!(rx.recv().unwrap().1.error, 0, "flush");
+    h.submit(0, IoOp::Delete(16384), move |d| tx.send((0, d)).unwrap()).unwrap();
+    assert_eq!(rx.recv().unwrap().1.error, 0, "delete");
+    assert_eq!(md.read_backing(0, 16384), vec![0; 16384]);
+    // A read past the end fails with the provider's error, and is still completed once.
+    let (tx, rx) = mpsc::channel::<IoDone>();
+    h.submit(8 * MIB as i64, IoOp::Read(512), move |d| tx.send(d).unwrap()).unwrap();
+    let past = rx.recv().unwrap();
+    assert!(past.error != 0 || past.completed == 0, "read past the end: {past:?}");
+    assert_eq!(h.submit(-512, IoOp::Read(512), |_| ()), Err(errno::EINVAL));
+    h.close().unwrap();
+    assert_eq!(rt.live_bios(), 0, "every submitted bio destroyed");
     finish(rt);
 }
