@@ -28,6 +28,7 @@ pub mod listing;
 mod malloc_types;
 mod memstore;
 pub mod modules;
+pub mod nbd;
 mod platform;
 pub mod raw_pass;
 pub mod rng;
