@@ -153,7 +153,6 @@ fn concurrent_io_on_an_asynchronous_disk_completes_from_its_worker() {
     let rt = runtime("async");
     rt.load_raw_pass().unwrap();
     let md = rt.md_create(MdConfig::malloc(4 * MIB).asynchronous(true)).unwrap();
-    rt.load_raw_pass().unwrap();
     pass_create(&rt, "md0");
     let h = Arc::new(rt.open("md0.pass", 1, 1, 0).unwrap());
     let ts: Vec<_> = (0..4u64)
