@@ -210,9 +210,14 @@ fn run_kernel(rt: &Runtime, req: &CtlRequest) -> Output {
     Output { error: None, stdout: reply.output, stderr }
 }
 
-/// getopt over `spec`'s options: the letters given with their values, and the arguments.
-#[allow(clippy::type_complexity)]
-fn options<'a>(spec: &VerbSpec, argv: &[&'a str]) -> Result<(Vec<(char, Option<String>)>, Vec<&'a str>), CommandError> {
+/// The options a command line gave, in order (`(letter, value)`), and the words after them.
+pub type Getopt<'a> = (Vec<(char, Option<String>)>, Vec<&'a str>);
+
+/// BSD getopt(3) as geom(8) uses it: options first, each letter at most once, a letter that
+/// takes a value takes the rest of its word or the next word; the first word that is not an
+/// option (or `--`) ends them. `takes_value(c)` says whether letter `c` is an option and
+/// whether it takes a value (`None`: not an option).
+pub fn getopt<'a>(argv: &[&'a str], takes_value: impl Fn(char) -> Option<bool>) -> Result<Getopt<'a>, CommandError> {
     let mut given: Vec<(char, Option<String>)> = Vec::new();
     let mut i = 0;
     while i < argv.len() {
@@ -223,13 +228,13 @@ fn options<'a>(spec: &VerbSpec, argv: &[&'a str]) -> Result<(Vec<(char, Option<S
         }
         let Some(letters) = a.strip_prefix('-').filter(|l| !l.is_empty()) else { break };
         for (at, c) in letters.char_indices() {
-            let Some(o) = spec.options.iter().find(|o| o.short == c) else {
-                return err(format!("Invalid option -- '{c}'.\nusage: {} {}", spec.name, spec.usage()));
+            let Some(valued) = takes_value(c) else {
+                return err(format!("Invalid option -- '{c}'."));
             };
             if given.iter().any(|(g, _)| *g == c) {
                 return err(format!("Option '{c}' specified twice."));
             }
-            if o.kind == OptKind::Bool {
+            if !valued {
                 given.push((c, None));
                 continue;
             }
@@ -250,6 +255,17 @@ fn options<'a>(spec: &VerbSpec, argv: &[&'a str]) -> Result<(Vec<(char, Option<S
         i += 1;
     }
     Ok((given, argv[i.min(argv.len())..].to_vec()))
+}
+
+/// getopt over `spec`'s options; an unknown letter's message ends with the verb's usage.
+fn options<'a>(spec: &VerbSpec, argv: &[&'a str]) -> Result<Getopt<'a>, CommandError> {
+    getopt(argv, |c| spec.options.iter().find(|o| o.short == c).map(|o| o.kind != OptKind::Bool)).map_err(|e| {
+        if e.0.starts_with("Invalid option") {
+            CommandError(format!("{}\nusage: {} {}", e.0, spec.name, spec.usage()))
+        } else {
+            e
+        }
+    })
 }
 
 /// The parameter for an option the user gave.

@@ -334,6 +334,33 @@ pub unsafe extern "C" fn g_std_done(bp: *mut bio) {
     }
 }
 
+/// A fresh bio for a request of the runtime's own issuers (sync helpers, handles), with no
+/// `bio_done` yet.
+///
+/// # Safety
+/// `data` is valid for `length` bytes when the command carries data, for as long as the bio
+/// is in flight.
+unsafe fn user_bio(
+    cmd: u16,
+    flags: u16,
+    offset: off_t,
+    length: off_t,
+    data: *mut c_void,
+    attr: *const c_char,
+) -> *mut bio {
+    // SAFETY: g_alloc_bio returns a zeroed bio that is ours to fill.
+    unsafe {
+        let bp = g_alloc_bio();
+        (*bp).bio_cmd = cmd;
+        (*bp).bio_flags = flags;
+        (*bp).bio_offset = offset;
+        (*bp).bio_length = length;
+        (*bp).bio_data = data.cast();
+        (*bp).bio_attribute = attr;
+        bp
+    }
+}
+
 /// Issue one synchronous bio through `cp` and wait for it (the body of `g_read_data` & co).
 ///
 /// # Safety
@@ -349,14 +376,7 @@ unsafe fn sync_io(
 ) -> (c_int, off_t) {
     // SAFETY: caller's contract; the bio is ours until destroyed below.
     unsafe {
-        let bp = g_alloc_bio();
-        (*bp).bio_cmd = cmd;
-        (*bp).bio_flags = flags;
-        (*bp).bio_done = None;
-        (*bp).bio_offset = offset;
-        (*bp).bio_length = length;
-        (*bp).bio_data = data.cast();
-        (*bp).bio_attribute = attr;
+        let bp = user_bio(cmd, flags, offset, length, data, attr);
         g_io_request(bp, cp);
         let error = biowait(bp, c"gsync".as_ptr());
         let completed = (*bp).bio_completed;
@@ -765,12 +785,7 @@ impl Handle {
         // buffer lives in `pending`, which the bio owns through bio_caller1 until
         // `async_done` takes it back; a Vec's heap buffer does not move with its Box.
         unsafe {
-            let bp = g_alloc_bio();
-            (*bp).bio_cmd = cmd;
-            (*bp).bio_flags = flags;
-            (*bp).bio_offset = offset;
-            (*bp).bio_length = length;
-            (*bp).bio_data = data.cast();
+            let bp = user_bio(cmd, flags, offset, length, data.cast(), ptr::null());
             (*bp).bio_done = Some(async_done);
             (*bp).bio_caller1 = Box::into_raw(pending).cast();
             g_io_request(bp, self.cp as *mut g_consumer);

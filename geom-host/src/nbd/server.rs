@@ -961,13 +961,15 @@ impl Reader<'_> {
                 let id = self.begin(Op { cookie, kind, pieces: n, total: wide, error: 0, fua: false, cost: wide });
                 self.submit(id, n, |i| (start + i as u64 * chunk, IoOp::Read(piece_len(wide, chunk, i) as usize)));
             }
-            Plan::Write { offset, len, fua } => {
+            plan @ (Plan::Write { offset, len, fua } | Plan::Zero { offset, len, fua }) => {
+                // A write's buffers come from its payload; write-zeroes sends zeroed ones.
+                let from_payload = matches!(plan, Plan::Write { .. });
                 self.budget.acquire(len);
                 let n = pieces(len);
                 let mut bufs = Vec::with_capacity(n);
                 for i in 0..n {
                     let mut b = vec![0u8; piece_len(len, chunk, i) as usize];
-                    if self.r.read_exact(&mut b).is_err() {
+                    if from_payload && self.r.read_exact(&mut b).is_err() {
                         self.budget.release(len);
                         return false;
                     }
@@ -984,22 +986,6 @@ impl Reader<'_> {
                 });
                 let mut bufs = bufs.into_iter();
                 self.submit(id, n, |i| (offset + i as u64 * chunk, IoOp::Write(bufs.next().unwrap_or_default())));
-            }
-            Plan::Zero { offset, len, fua } => {
-                self.budget.acquire(len);
-                let n = pieces(len);
-                let id = self.begin(Op {
-                    cookie,
-                    kind: OpKind::Write { len },
-                    pieces: n,
-                    total: len,
-                    error: 0,
-                    fua,
-                    cost: len,
-                });
-                self.submit(id, n, |i| {
-                    (offset + i as u64 * chunk, IoOp::Write(vec![0u8; piece_len(len, chunk, i) as usize]))
-                });
             }
             Plan::Trim { offset, len, fua } => {
                 self.budget.acquire(0);

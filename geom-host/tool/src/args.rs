@@ -1,6 +1,8 @@
-//! BSD getopt for the tool's own verbs (`disk attach -t malloc -s 64m`, `nbd export -r`):
-//! options first, each letter once, a valued letter takes the rest of its word or the next
-//! word; the first word that is not an option (or `--`) ends them.
+//! The tool's own verbs (`disk attach -t malloc -s 64m`, `nbd export -r`) parse their
+//! options with the getopt the class verbs use ([`geom_host::command::getopt`]), from a
+//! getopt(3)-style option string.
+
+use geom_host::command::getopt as bsd_getopt;
 
 /// The options given, in order, and the remaining arguments.
 pub struct Parsed {
@@ -25,39 +27,10 @@ impl Parsed {
 /// Parse `argv` against `spec` (getopt's optstring: letters, `:` after those that take a
 /// value).
 pub fn getopt(argv: &[String], spec: &str) -> Result<Parsed, String> {
-    let mut opts: Vec<(char, Option<String>)> = Vec::new();
-    let mut i = 0;
-    while i < argv.len() {
-        let a = &argv[i];
-        if a == "--" {
-            i += 1;
-            break;
-        }
-        let Some(letters) = a.strip_prefix('-').filter(|l| !l.is_empty()) else { break };
-        for (at, c) in letters.char_indices() {
-            let Some(pos) = spec.find(c).filter(|_| c != ':') else {
-                return Err(format!("Invalid option -- '{c}'."));
-            };
-            if opts.iter().any(|(o, _)| *o == c) {
-                return Err(format!("Option '{c}' specified twice."));
-            }
-            if !spec[pos + 1..].starts_with(':') {
-                opts.push((c, None));
-                continue;
-            }
-            let tail = &letters[at + c.len_utf8()..];
-            let value = if !tail.is_empty() {
-                tail.to_owned()
-            } else {
-                i += 1;
-                argv.get(i).cloned().ok_or_else(|| format!("Option requires an argument -- '{c}'."))?
-            };
-            opts.push((c, Some(value)));
-            break;
-        }
-        i += 1;
-    }
-    Ok(Parsed { opts, args: argv[i.min(argv.len())..].to_vec() })
+    let words: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let letter = |c: char| spec.find(c).filter(|_| c != ':').map(|at| spec[at + 1..].starts_with(':'));
+    let (opts, args) = bsd_getopt(&words, letter).map_err(|e| e.0)?;
+    Ok(Parsed { opts, args: args.into_iter().map(str::to_owned).collect() })
 }
 
 #[cfg(test)]
@@ -76,6 +49,7 @@ mod tests {
         assert!(p.flag('r'));
         assert_eq!(p.args, words("name extra"));
         assert!(getopt(&words("-x"), "t:").is_err());
+        assert!(getopt(&words("-:"), "t:").is_err());
         assert!(getopt(&words("-t"), "t:").is_err());
         assert!(getopt(&words("-r -r"), "r").is_err());
         assert_eq!(getopt(&words("-- -r"), "r").unwrap().args, words("-r"));
