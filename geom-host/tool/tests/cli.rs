@@ -1,6 +1,7 @@
 //! The `geom` tool as a user drives it, from the README: a host started with `geom serve -b`,
 //! disks attached, classes labeled and assembled, providers exported over NBD and written and
-//! read by real clients (qemu-io, qemu-img from Debian's qemu-utils), then torn down, with
+//! read by real clients (qemu-io, qemu-img from Debian's qemu-utils; qemu-nbd as the peer
+//! server whose export of the same bytes qemu-img compares with ours), then torn down, with
 //! every byte checked on the backing files; and the userland verbs on bare image files
 //! without a host.
 
@@ -205,6 +206,27 @@ fn a_stripe_served_over_nbd_is_written_by_qemu_io_and_read_back_by_qemu_img() {
         assert!(got[o as usize..(o + l) as usize].iter().all(|b| *b == p as u8), "pattern {p:#x} at {o}");
     }
     assert!(got[6 * MIB as usize..(6 * MIB + 65536) as usize].iter().all(|b| *b == 0));
+
+    // qemu-nbd, the peer server, serves the copy; qemu-img compares the two exports.
+    let peer_sock = s.path("peer.sock");
+    let mut peer = Command::new("qemu-nbd")
+        .args(["-f", "raw", "-r", "-t", "-k"])
+        .arg(&peer_sock)
+        .arg(&whole)
+        .spawn()
+        .expect("qemu-nbd (Debian's qemu-utils) must be installed");
+    for _ in 0..500 {
+        if peer_sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let peer_uri = format!("nbd+unix:///?socket={}", peer_sock.display());
+    let cmp = Command::new("qemu-img").args(["compare", "-f", "raw", "-F", "raw", &uri, &peer_uri]).output().unwrap();
+    let _ = peer.kill();
+    let _ = peer.wait();
+    assert!(cmp.status.success(), "qemu-img compare: {}{}", text(&cmp.stdout), text(&cmp.stderr));
+    assert!(text(&cmp.stdout).contains("Images are identical."), "{}", text(&cmp.stdout));
 
     // geom copy goes through the stripe too, and gives the same bytes.
     host.ok(&["copy", "stripe/st0", "copied.img"]);
