@@ -90,8 +90,12 @@ fn a_bio_delivered_twice_is_reported() {
 
 // -- a bio that never comes back --------------------------------------------------------
 
+/// Set once SWALLOW's start has the request: from then on it is in flight for good.
+static SWALLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 unsafe extern "C" fn start_swallow(_bp: *mut bio) {
     // The planted bug: the request is neither passed on nor delivered.
+    SWALLOWED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 static SWALLOW: TestClass = class(c"SWALLOW", start_swallow);
 
@@ -103,7 +107,9 @@ fn a_bio_alive_at_teardown_is_reported() {
         // Blocks forever: the class swallowed the request.
         let _ = h.read(4096, 512);
     });
-    while rt.live_bios() == 0 {
+    // Wait until the request is in start, not merely allocated: shutting down between the
+    // two would race the reader's g_io_request against the handle's close.
+    while !SWALLOWED.load(std::sync::atomic::Ordering::SeqCst) {
         std::thread::yield_now();
     }
     let v = rt.shutdown();
