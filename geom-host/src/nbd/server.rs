@@ -20,13 +20,14 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use geom_core::sys::errno;
 
 use super::proto::{self, Request};
+use crate::invariants::lock;
 use crate::{Handle, IoDone, IoOp, ProviderInfo, Runtime};
 
 /// Largest read, write, trim or write-zeroes request (and the block size advertised as
@@ -46,10 +47,6 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// How long the handshake may wait for the client's next bytes: a client that connects and
 /// says nothing gives its connection up. (Transmission has no limit: a disk may sit idle.)
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Where a server listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
