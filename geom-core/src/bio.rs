@@ -567,9 +567,9 @@ unsafe extern "C" fn fanout_child_done(child: *mut bio) {
                 (*parent).bio_driver1 = ptr::null_mut();
             }
             let e = AtomicI32::from_ptr(bio::error_ptr(parent)).load(Ordering::Acquire);
-            if e == 0 {
-                (*parent).bio_completed = (*parent).bio_completed.clamp(0, (*parent).bio_length.max(0));
-            }
+            // Overlapping or bounce clones can sum past the request, with or without an
+            // error; g_io_deliver asserts 0 <= bio_completed <= bio_length either way.
+            (*parent).bio_completed = (*parent).bio_completed.clamp(0, (*parent).bio_length.max(0));
             sys::g_io_deliver(parent, e);
         }
     }

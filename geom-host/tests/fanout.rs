@@ -195,3 +195,111 @@ fn an_error_below_fails_the_request_once() {
     h.close().unwrap();
     finish(rt);
 }
+
+/// Reads both copies of a two-way mirror and compares them: two whole-length bounce clones
+/// per request, so the clones' completions sum to twice the request's length.
+struct Compare;
+
+struct CompareGeom {
+    disks: [Consumer; 2],
+}
+
+#[geom_class]
+impl Geom for CompareGeom {
+    type Class = Compare;
+
+    fn start(&self, cx: &IoCtx, req: Request) {
+        if req.cmd() != Cmd::Read {
+            return req.fail(Errno::EOPNOTSUPP);
+        }
+        let (off, len) = (req.offset(), req.length());
+        let mut f = Fanout::new(req);
+        for (d, cp) in self.disks.iter().enumerate() {
+            if let Err(e) = f.add_bounce(cx, *cp, off, len, d) {
+                return f.abort(e);
+            }
+        }
+        f.send_to_done::<CompareGeom>();
+    }
+
+    fn done(&self, _cx: &IoCtx, children: &mut Children<'_>) {
+        if children.error().is_some() {
+            return;
+        }
+        let mut copies: [Vec<u8>; 2] = Default::default();
+        children.for_each(|data, child| {
+            copies[child.tag()] = child.data().to_vec();
+            data.copy_from_slice(child.data());
+        });
+        if copies[0] != copies[1] {
+            children.fail(Errno::EINTEGRITY);
+        }
+    }
+
+    fn access(
+        &self,
+        topo: &mut Topology,
+        _gp: GeomRef<Compare>,
+        _pp: Provider,
+        dr: i32,
+        dw: i32,
+        de: i32,
+    ) -> Result<()> {
+        self.disks[0].access(topo, dr, dw, de)?;
+        if let Err(e) = self.disks[1].access(topo, dr, dw, de) {
+            let _ = self.disks[0].access(topo, -dr, -dw, -de);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+#[geom_class]
+impl GeomClass for Compare {
+    const NAME: &'static CStr = c"COMPARE";
+    type Softc = CompareGeom;
+    type Verb = NoVerbs;
+
+    fn init(topo: &mut Topology) -> Self {
+        let _ = topo;
+        Compare
+    }
+
+    fn destroy_geom(_cls: &Class<Self>, topo: &mut Topology, gp: GeomRef<Self>) -> Result<()> {
+        gp.wither(topo, Errno::ENXIO);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_request_with_overlapping_clones_is_delivered_within_its_length() {
+    let rt = runtime("fanout-compare");
+    let a = rt.md_create(MdConfig::malloc(DISK)).unwrap();
+    let _b = rt.md_create(MdConfig::malloc(DISK)).unwrap();
+    rt.load::<Compare>().unwrap();
+    rt.with_class::<Compare, _>(|cls, topo| {
+        let pa = Provider::by_name(topo, c"md0").unwrap();
+        let pb = Provider::by_name(topo, c"md1").unwrap();
+        let g = cls
+            .new_geom_with(topo, c"cmp0", |topo, g| {
+                let ca = g.new_consumer(topo);
+                let cb = g.new_consumer(topo);
+                ca.attach(topo, pa)?;
+                cb.attach(topo, pb)?;
+                Ok(CompareGeom { disks: [ca, cb] })
+            })
+            .unwrap();
+        let pp = g.new_provider(topo, c"cmp0");
+        pp.set_geometry(topo, DISK as i64, 512, 0, 0);
+        pp.set_ready(topo);
+    });
+    let h = rt.open("cmp0", 1, 0, 0).unwrap();
+    // Equal copies: the request completes with exactly its length.
+    assert_eq!(h.read(0, 8192).unwrap(), vec![0; 8192]);
+    // Different copies: the clones completed 16 KiB between them, the 8 KiB request fails
+    // with the class's error, and g_io_deliver sees bio_completed within bio_length.
+    a.write_backing(4096, &[0x5a; 512]);
+    assert_eq!(h.read(0, 8192), Err(geom_core::sys::errno::EINTEGRITY));
+    h.close().unwrap();
+    finish(rt);
+}
