@@ -159,14 +159,22 @@ pub trait Geom: Sized + Send + Sync + 'static {
     }
 
     /// Someone else opened the provider under `cp` for writing.
-    fn spoiled(&self, topo: &mut Topology, gp: GeomRef<Self::Class>, _cp: Consumer) {
-        gp.wither(topo, Errno::ENXIO);
-    }
+    ///
+    /// Only a class that writes this method gets a `spoiled` slot: without one GEOM leaves
+    /// the geom alone when it is spoiled, as it does a C class whose slot is NULL, so this
+    /// default body is never called. A class whose geom depends on the bytes below (a
+    /// label, a journal) writes it, usually to wither the geom and let a retaste decide.
+    fn spoiled(&self, _topo: &mut Topology, _gp: GeomRef<Self::Class>, _cp: Consumer) {}
 
     /// Describe the geom, one of its consumers, or one of its providers in XML.
     fn dumpconf(&self, _topo: &Topology, _xml: &mut XmlWriter<'_>, _what: Dump) {}
 
     /// The provider under `cp` changed size.
+    ///
+    /// Only a class that writes this method gets a `resize` slot. Without one, GEOM orphans
+    /// the consumer when the provider below shrinks (the geom's data may be gone) and
+    /// ignores a growth, as for a C class whose slot is NULL; this default body is never
+    /// called.
     fn resize(&self, _topo: &mut Topology, _gp: GeomRef<Self::Class>, _cp: Consumer) {}
 }
 

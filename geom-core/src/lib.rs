@@ -71,8 +71,9 @@ pub use zone::{Zone, ZoneBox};
 /// The derives and attribute of `geom-macros`, so a class needs only this crate.
 pub use geom_macros::{geom_class, VerbArgs, Verbs};
 
-/// `arc4random(9)`: 32 random bits. On the host the generator is seeded per runtime, so a
-/// run (and every fault a class draws) replays from its seed.
+/// `arc4random(9)`: 32 random bits. On the host the generator is seeded per runtime, so the
+/// sequence of numbers replays from the seed (which caller draws which number still depends
+/// on thread timing).
 pub fn arc4random() -> u32 {
     // SAFETY: the platform's arc4random has no preconditions.
     unsafe { sys::platform::geom_rs_random() }

@@ -38,7 +38,7 @@ unsafe extern "C" {
     /// `sbinuptime()` in nanoseconds: a monotonic clock for deadlines.
     pub fn geom_rs_uptime_ns() -> u64;
     /// `arc4random()`: 32 random bits. The host runtime draws them from a per-runtime seeded
-    /// generator, so a run can be replayed.
+    /// generator, so the sequence replays from its seed.
     pub fn geom_rs_random() -> u32;
     /// `kproc_create(func, arg, NULL, 0, 0, "%s", name)`: start a kernel thread running
     /// `func(arg)`. The thread ends when `func` returns (the kernel glue calls `kproc_exit`

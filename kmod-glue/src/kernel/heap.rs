@@ -9,7 +9,7 @@
 //! dispatch caller, it is `M_NOWAIT`: it never sleeps and may fail. The I/O path therefore
 //! uses geom-core's fallible allocations (`KBox::try_new`, `Vec::try_reserve`), which turn a
 //! failure into `ENOMEM`; an infallible `Box::new` that fails outside the topology lock ends in
-//! `handle_alloc_error` and a kernel panic, as the docs of `KBox` warn.
+//! `handle_alloc_error` and a kernel panic.
 //!
 //! As in C, a class must not allocate infallibly while it holds one of its own mutexes inside
 //! a topology-lock context: that would be `malloc(M_WAITOK)` under a non-sleepable lock.
