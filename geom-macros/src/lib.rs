@@ -26,6 +26,7 @@
 //!     fn ctlreq(cls: &Class<Self>, topo: &mut Topology, req: &mut Gctl<'_>, verb: NopVerb) { ... }
 //! }
 //! ```
+#![warn(missing_docs)]
 
 use proc_macro::TokenStream;
 use quote::quote;

@@ -35,11 +35,6 @@ pub mod geom_lib;
 #[doc(hidden)]
 pub use geom_core as __geom_core;
 
-/// The guide's chapter on modules: from a class crate to `geom_<class>.ko` and
-/// `geom_<class>.so`, what `cargo xtask kmod` does and checks, and the kernel's rules.
-#[doc = include_str!("../../docs/modules.md")]
-pub mod guide {}
-
 /// geom(8)'s view of a class: the three symbols a class library exports, generated from the
 /// class's verbs (see the `geom_lib` module). Invoked by `geom_core::declare_geom_class!` when building
 /// for FreeBSD userland; without the `geom-lib` feature it expands to nothing, so a FreeBSD

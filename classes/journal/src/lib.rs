@@ -30,7 +30,7 @@
 //!   journal. (FreeBSD's gjournal refuses `BIO_FLUSH` and relies on UFS's journal switches;
 //!   this class gives the flush its block-device meaning, on the same format.)
 //!
-//! See the [walkthrough] for how the pieces fit, and [`engine`] for the worker's side.
+//! The programming guide (crate `geom-guide`, chapter 9) walks through how the pieces fit; see [`engine`] for the worker's side.
 //!
 //! On the userland runtime:
 //!
@@ -69,8 +69,6 @@ pub mod format;
 pub mod metadata;
 pub mod recovery;
 mod userland;
-#[doc = include_str!("../../../docs/walkthrough-journal.md")]
-pub mod walkthrough {}
 
 use alloc::ffi::CString;
 use alloc::sync::Arc;

@@ -61,8 +61,6 @@ extern crate alloc;
 mod device;
 mod io;
 pub mod map;
-#[doc = include_str!("../../../docs/walkthrough-stripe.md")]
-pub mod walkthrough {}
 pub mod metadata;
 mod userland;
 

@@ -8,8 +8,9 @@
 //! `maxphys` becomes several bios whose results are merged before the one reply. Only the
 //! fixed-newstyle handshake and simple replies are spoken.
 //!
-//! The chapter of the programming guide on serving follows.
-#![doc = include_str!("../../../docs/serving.md")]
+//! How to serve a class from the shell with the `geom` tool or from Rust, what each NBD
+//! command becomes in GEOM, and how untrusted client bytes are handled: the programming
+//! guide's chapter on serving (crate `geom-guide`, `ch10_testing::serving`).
 
 pub mod proto;
 pub mod server;

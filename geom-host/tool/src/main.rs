@@ -10,6 +10,7 @@
 //! The control socket is `--socket PATH`, else `$GEOM_SOCKET`, else
 //! `$XDG_RUNTIME_DIR/geom-UID.sock` (or under `/tmp`).
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 mod args;
 mod classes;
