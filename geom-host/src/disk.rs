@@ -8,12 +8,13 @@
 //! it is made asynchronous, when a worker thread completes them as a real disk's interrupt
 //! would. A file disk always uses its worker: file I/O sleeps.
 
+use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::ptr;
-use std::sync::mpsc::{channel, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use geom_core::sys::{
@@ -25,6 +26,7 @@ pub use crate::memstore::DiskImage;
 use crate::memstore::MemStore;
 use crate::rng::Rng;
 use crate::runtime::{kernel_arc, Runtime};
+use crate::sched::Fifo;
 use crate::topology::name_of;
 
 /// What backs a disk.
@@ -190,7 +192,13 @@ struct MdSoftc {
     store: Arc<Store>,
     kind: MdKind,
     /// The worker's mailbox; `None` for a synchronous memory disk.
-    worker: Mutex<Option<Sender<usize>>>,
+    worker: Mutex<Option<Arc<Mailbox>>>,
+}
+
+/// What start hands a disk's worker thread: requests, served in order until it closes.
+struct Mailbox {
+    requests: Fifo<usize>,
+    open: AtomicBool,
 }
 
 /// A disk made by [`Runtime::md_create`]: its name, and direct access to its backing bytes
@@ -315,10 +323,9 @@ unsafe extern "C" fn md_start(bp: *mut bio) {
             sys::g_io_deliver(bp, errno::EOPNOTSUPP);
             return;
         }
-        if let Some(tx) = lock(&sc.worker).as_ref() {
-            if tx.send(bp as usize).is_ok() {
-                return;
-            }
+        if let Some(mb) = lock(&sc.worker).as_ref() {
+            mb.requests.push_with(|q| q.push_back(bp as usize));
+            return;
         }
         if matches!(*sc.store, Store::Mem(_)) {
             serve(&sc.store, bp);
@@ -371,7 +378,11 @@ unsafe fn md_teardown(gp: *mut g_geom) {
     // SAFETY: caller's contract; the softc stays allocated until providergone.
     unsafe {
         let sc = &*((*gp).softc as *const MdSoftc);
-        lock(&sc.worker).take();
+        if let Some(mb) = lock(&sc.worker).take() {
+            // The worker serves what is queued, then ends.
+            mb.open.store(false, Ordering::Release);
+            mb.requests.kick();
+        }
         sys::g_wither_geom(gp, errno::ENXIO);
     }
 }
@@ -470,17 +481,21 @@ impl Runtime {
             }
             let cname = CString::new(name.clone()).map_err(|_| errno::EINVAL)?;
             let worker = if want_worker {
-                let (tx, rx) = channel::<usize>();
-                let wst = Arc::clone(&st);
+                let mb = Arc::new(Mailbox {
+                    requests: Fifo::new(VecDeque::new(), k.baton.clone()),
+                    open: AtomicBool::new(true),
+                });
+                let (wmb, wst) = (Arc::clone(&mb), Arc::clone(&st));
                 kernel_arc()
                     .spawn_worker(format!("{}:{name}", k.config.name), move || {
-                        for bp in rx {
+                        let closed = || !wmb.open.load(Ordering::Acquire);
+                        while let Some(bp) = wmb.requests.take_or_wait(VecDeque::pop_front, closed) {
                             // SAFETY: start handed us this live bio; we own it until delivered.
                             unsafe { serve(&wst, bp as *mut bio) };
                         }
                     })
                     .map_err(|_| errno::ENOMEM)?;
-                Some(tx)
+                Some(mb)
             } else {
                 None
             };

@@ -3,11 +3,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, Mutex};
 
 use geom_core::sys::{self, c_int, c_void, errno, g_event_t, g_provider};
 
-use crate::invariants::ViolationKind;
+use crate::invariants::{lock, ViolationKind};
 use crate::runtime::{kernel, role, Kernel, Role, Topo};
 
 /// FreeBSD's `G_N_EVENTREFS`: how many cancellation references one event may carry.
@@ -155,15 +155,20 @@ pub(crate) fn run_on_event_thread<R: Send + 'static>(
     if role() == Role::Event && k.topology.held() {
         return f(&Topo { k });
     }
-    let (tx, rx) = mpsc::sync_channel(1);
+    let slot = Arc::new(Mutex::new(None));
+    let done = Arc::new(AtomicBool::new(false));
+    let result = Arc::clone(&slot);
     k.post(
         EventFn::Rust(Box::new(move |t| {
-            let _ = tx.send(f(t));
+            *lock(&result) = Some(f(t));
         })),
         Vec::new(),
-        None,
+        Some(Arc::clone(&done)),
     );
-    rx.recv().expect("geom-host: the event thread stopped while running a request")
+    // Sleep as g_waitfor_event does, so the deterministic schedule sees the wait.
+    k.sleepq.block(Arc::as_ptr(&done) as usize, None, || done.load(Ordering::Acquire));
+    let r = lock(&slot).take();
+    r.expect("geom-host: the event thread stopped while running a request")
 }
 
 /// The Rust side of `g_post_event` / `g_waitfor_event` (the variadic C wrappers collect the

@@ -45,6 +45,9 @@ pub enum ViolationKind {
     Kassert,
     /// A KPI called from a thread that belongs to no runtime.
     NoRuntime,
+    /// Under the deterministic schedule, a caller waits for something no task can ever do:
+    /// every task is blocked and no timer is pending. (On a real kernel, a hang.)
+    Deadlock,
 }
 
 /// One broken rule.

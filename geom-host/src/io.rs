@@ -241,6 +241,7 @@ pub unsafe extern "C" fn g_io_deliver(bp: *mut bio, error: c_int) {
         } else {
             (*bp).bio_flags |= sys::BIO_ONQUEUE;
             k.up.push_with(|q| q.push_back(bp as usize));
+            k.completions_queued.fetch_add(1, Ordering::AcqRel);
         }
     }
 }
@@ -250,7 +251,7 @@ impl Kernel {
     pub(crate) fn step_down(&self, bp: *mut bio) {
         if self.pace.swap(0, Ordering::Relaxed) != 0 {
             // FreeBSD pauses g_down after an ENOMEM so memory can come back.
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            self.sleepq.pause(std::time::Duration::from_millis(1));
         }
         // SAFETY: bp was queued by g_io_request and is owned by the queue until now.
         unsafe {
@@ -272,6 +273,7 @@ impl Kernel {
             let _io = IoContext::enter();
             biodone(bp);
         }
+        self.completions_queued.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -793,6 +795,15 @@ impl Handle {
         Ok(())
     }
 
+    /// Wait until every request [`Handle::submit`] started has completed (its `done` has
+    /// run).
+    pub fn drain(&self) {
+        let _e = enter(&self.k);
+        self.k
+            .sleepq
+            .poll_until(std::time::Duration::from_micros(200), None, || self.submitted.load(Ordering::SeqCst) == 0);
+    }
+
     /// Close: drop the access, detach, and destroy the handle's consumer and geom.
     pub fn close(self) -> Result<(), i32> {
         self.close_inner()
@@ -803,9 +814,7 @@ impl Handle {
             return Ok(());
         }
         // Submitted requests finish first: g_detach must find none outstanding.
-        while self.submitted.load(Ordering::SeqCst) != 0 {
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
+        self.drain();
         let rt = Runtime::non_owning(Arc::clone(&self.k));
         let cp = self.cp;
         rt.run(move |t| {

@@ -15,6 +15,7 @@
 //! [`invariants`].
 #![warn(missing_docs)]
 
+mod baton;
 mod biomem;
 pub mod bioq;
 pub mod command;
@@ -39,6 +40,7 @@ mod topology;
 mod uma;
 pub mod userland;
 
+pub use baton::ScheduleTrace;
 pub use gctl::{CtlReply, CtlRequest, CtlValue};
 pub use invariants::{InvariantPolicy, Violation, ViolationKind};
 pub use io::{Handle, IoDone, IoOp};

@@ -210,6 +210,23 @@ pub unsafe extern "C" fn geom_rs_mtx_lock(m: *mut mtx) {
         kernel().inv.report(ViolationKind::Kassert, format!("mtx_lock: recursing on non-recursive mutex {}", hm.name));
         return;
     }
+    if let Some(b) = kernel().sleepq.baton() {
+        // Contended only if the owner blocked while holding it (a bug the schedule exposes
+        // rather than hides): wait for the baton to come back with the mutex free.
+        drop(g);
+        b.wait_until(
+            || {
+                let mut g = lock(&hm.owner);
+                let free = g.is_none();
+                if free {
+                    *g = Some(me);
+                }
+                free
+            },
+            None,
+        );
+        return;
+    }
     while g.is_some() {
         g = hm.cv.wait(g).unwrap_or_else(|e| e.into_inner());
     }
@@ -264,9 +281,13 @@ pub unsafe extern "C" fn geom_rs_msleep(
     }
 }
 
-/// `sbinuptime()` in nanoseconds, from the process's monotonic clock.
+/// `sbinuptime()` in nanoseconds, from the process's monotonic clock, or the runtime's
+/// virtual clock under the deterministic schedule.
 #[no_mangle]
 pub extern "C" fn geom_rs_uptime_ns() -> u64 {
+    if let Some(b) = crate::runtime::current_kernel().and_then(|k| k.sleepq.baton()) {
+        return b.now_ns();
+    }
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
 }

@@ -10,7 +10,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{CStr, CString};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
@@ -20,7 +20,7 @@ use geom_core::sys::{self, g_class, g_geom, g_provider, ListHead, TailqHead};
 use crate::biomem::BioRegistry;
 use crate::events::EventState;
 use crate::invariants::{self, lock, InvariantPolicy, Invariants, Violation, ViolationKind};
-use crate::sched::{Fifo, Queue, SleepQueues, WorkQueue};
+use crate::sched::{Baton, Fifo, Queue, SleepQueues, WorkQueue};
 
 /// How a runtime is set up.
 #[derive(Clone, Debug)]
@@ -39,6 +39,11 @@ pub struct RuntimeConfig {
     /// How long shutdown waits for outstanding events and bios before it reports what is
     /// left as leaked.
     pub shutdown_grace: Duration,
+    /// Run under the deterministic schedule: one thread at a time, the next chosen by a
+    /// generator seeded from `seed`, time virtual. The same seed and the same calls from one
+    /// driving thread give the same interleaving, the same faults and the same bytes (see
+    /// [`Runtime::schedule_trace`]). Not for runtimes served to outside clients (NBD).
+    pub deterministic: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -50,6 +55,7 @@ impl Default for RuntimeConfig {
             echo_console: std::env::var_os("GEOM_HOST_QUIET").is_none(),
             shutdown_grace: Duration::from_secs(10),
             seed: 0x5EED,
+            deterministic: false,
         }
     }
 }
@@ -80,15 +86,30 @@ thread_local! {
 pub(crate) struct TopologyLock {
     owner: Mutex<Option<ThreadId>>,
     cv: Condvar,
+    baton: Option<Arc<Baton>>,
 }
 
 impl TopologyLock {
-    fn new() -> Self {
-        TopologyLock { owner: Mutex::new(None), cv: Condvar::new() }
+    fn new(baton: Option<Arc<Baton>>) -> Self {
+        TopologyLock { owner: Mutex::new(None), cv: Condvar::new(), baton }
     }
 
     pub(crate) fn lock(&self) {
         let me = thread::current().id();
+        if let Some(b) = &self.baton {
+            b.wait_until(
+                || {
+                    let mut g = lock(&self.owner);
+                    let free = g.is_none();
+                    if free {
+                        *g = Some(me);
+                    }
+                    free
+                },
+                None,
+            );
+            return;
+        }
         let mut g = lock(&self.owner);
         while g.is_some() {
             g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
@@ -130,9 +151,14 @@ pub(crate) struct Kernel {
     pub(crate) down: Fifo<usize>,
     pub(crate) up: Fifo<usize>,
     pub(crate) sleepq: SleepQueues,
+    /// The deterministic schedule, when `config.deterministic`.
+    pub(crate) baton: Option<Arc<Baton>>,
     pub(crate) bios: BioRegistry,
     pub(crate) malloc: crate::platform::MallocStats,
     pub(crate) inv: Invariants,
+    /// Bios delivered onto `g_up` whose biodone has not returned yet: work in progress that
+    /// `in_flight` no longer counts.
+    pub(crate) completions_queued: AtomicUsize,
     /// FreeBSD's `pace`: an `ENOMEM` delivery asks `g_down` to slow down.
     pub(crate) pace: AtomicU32,
     pub(crate) stopping: AtomicBool,
@@ -166,6 +192,12 @@ impl Kernel {
     pub(crate) unsafe fn topo(&self) -> &mut TopoState {
         // SAFETY: the lock serialises every access (caller's contract).
         unsafe { &mut *self.topo.get() }
+    }
+
+    /// Nothing to do: no event queued or running, no bio in flight, no completion waiting
+    /// for its done.
+    pub(crate) fn quiet(&self) -> bool {
+        self.bios.in_flight() == 0 && self.completions_queued.load(Ordering::Acquire) == 0 && self.events.lock().idle()
     }
 
     /// Check that the topology lock is held (`g_topology_assert`); report otherwise.
@@ -203,9 +235,11 @@ impl Kernel {
 
     fn spawn(self: &Arc<Self>, role: Role, name: String, body: impl FnOnce(&Arc<Kernel>) + Send + 'static) {
         let k = Arc::clone(self);
+        let task = TaskSlot::register(self, &name);
         let h = thread::Builder::new()
             .name(name)
             .spawn(move || {
+                let _task = task.start();
                 let _e = enter_as(&k, role);
                 body(&k);
             })
@@ -220,11 +254,15 @@ impl Kernel {
         body: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<()> {
         let k = Arc::clone(self);
-        thread::Builder::new().name(name).spawn(move || {
+        let task = TaskSlot::register(self, &name);
+        let spawned = thread::Builder::new().name(name).spawn(move || {
+            let _task = task.start();
             let _e = enter_as(&k, Role::Worker);
             body();
-        })?;
-        Ok(())
+        });
+        // On failure the closure, and with it the task's slot, is dropped: the task leaves
+        // the schedule without having run.
+        spawned.map(drop)
     }
 
     fn start_threads(self: &Arc<Self>) {
@@ -264,6 +302,48 @@ impl Kernel {
     }
 }
 
+/// A kernel thread's place in the deterministic schedule, taken before the thread starts so
+/// the schedule (not the host's thread start-up) decides when it first runs.
+struct TaskSlot {
+    task: Option<(Arc<Baton>, u64)>,
+}
+
+impl TaskSlot {
+    fn register(k: &Kernel, name: &str) -> TaskSlot {
+        TaskSlot { task: k.baton.as_ref().map(|b| (Arc::clone(b), b.register(name.to_owned()))) }
+    }
+
+    /// On the new thread: wait for the baton; the thread leaves the schedule when the
+    /// returned guard drops (also if its body panics, so the baton is never lost).
+    fn start(mut self) -> RunningTask {
+        match self.task.take() {
+            Some((b, id)) => {
+                b.start_task(id);
+                RunningTask(Some(b))
+            }
+            None => RunningTask(None),
+        }
+    }
+}
+
+impl Drop for TaskSlot {
+    fn drop(&mut self) {
+        if let Some((b, id)) = self.task.take() {
+            b.forget(id);
+        }
+    }
+}
+
+struct RunningTask(Option<Arc<Baton>>);
+
+impl Drop for RunningTask {
+    fn drop(&mut self) {
+        if let Some(b) = self.0.take() {
+            b.exit_task();
+        }
+    }
+}
+
 /// Marks the current thread as running inside a start or done method for its lifetime.
 pub(crate) struct IoContext(());
 
@@ -290,17 +370,21 @@ pub(crate) fn role() -> Role {
     ROLE.with(Cell::get)
 }
 
-/// Binds the calling thread to a kernel until dropped.
+/// Binds the calling thread to a kernel until dropped. Under the deterministic schedule, the
+/// outermost `Enter` of a thread that is not one of the runtime's own also makes it a task
+/// for the length of the call (see `baton.rs`).
 pub(crate) struct Enter {
     prev: *const Kernel,
     prev_role: Role,
-    _keep: Arc<Kernel>,
+    keep: Arc<Kernel>,
+    foreign_task: bool,
 }
 
 fn enter_as(k: &Arc<Kernel>, role: Role) -> Enter {
+    let foreign_task = k.baton.as_ref().is_some_and(|b| b.enter_foreign());
     let prev = CURRENT.with(|c| c.replace(Arc::as_ptr(k)));
     let prev_role = ROLE.with(|r| r.replace(role));
-    Enter { prev, prev_role, _keep: Arc::clone(k) }
+    Enter { prev, prev_role, keep: Arc::clone(k), foreign_task }
 }
 
 pub(crate) fn enter(k: &Arc<Kernel>) -> Enter {
@@ -312,6 +396,11 @@ impl Drop for Enter {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.prev));
         ROLE.with(|r| r.set(self.prev_role));
+        if self.foreign_task {
+            if let Some(b) = &self.keep.baton {
+                b.leave_foreign();
+            }
+        }
     }
 }
 
@@ -329,6 +418,13 @@ pub(crate) fn kernel() -> &'static Kernel {
     // SAFETY: CURRENT is non-null only while an `Enter` guard on this thread holds an Arc of
     // that kernel, so it is alive; callers use the reference within the KPI call.
     unsafe { &*p }
+}
+
+/// The calling thread's kernel, if it belongs to one.
+pub(crate) fn current_kernel() -> Option<&'static Kernel> {
+    let p = CURRENT.with(Cell::get);
+    // SAFETY: as in `kernel()`: non-null only while an `Enter` guard keeps the kernel alive.
+    (!p.is_null()).then(|| unsafe { &*p })
 }
 
 /// The calling thread's kernel as an `Arc`, for work that outlives the call (workers).
@@ -473,10 +569,11 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Runtime {
         crate::topology::BOOTED.store(true, std::sync::atomic::Ordering::SeqCst);
         let seed = config.seed;
+        let baton = config.deterministic.then(|| Arc::new(Baton::new(seed)));
         let k = Arc::new(Kernel {
             inv: Invariants::new(config.policy),
             config,
-            topology: TopologyLock::new(),
+            topology: TopologyLock::new(baton.clone()),
             topo: UnsafeCell::new(TopoState {
                 classes: ListHead::new(),
                 geoms: TailqHead { tqh_first: ptr::null_mut(), tqh_last: ptr::null_mut() },
@@ -484,12 +581,14 @@ impl Runtime {
                 class_origins: Vec::new(),
                 shutdown: false,
             }),
-            events: WorkQueue::new(EventState::default()),
-            down: WorkQueue::new(VecDeque::new()),
-            up: WorkQueue::new(VecDeque::new()),
-            sleepq: SleepQueues::new(),
+            events: WorkQueue::new(EventState::default(), baton.clone()),
+            down: WorkQueue::new(VecDeque::new(), baton.clone()),
+            up: WorkQueue::new(VecDeque::new(), baton.clone()),
+            sleepq: SleepQueues::new(baton.clone()),
+            baton,
             bios: BioRegistry::new(),
             malloc: Default::default(),
+            completions_queued: AtomicUsize::new(0),
             pace: AtomicU32::new(0),
             stopping: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
@@ -503,7 +602,12 @@ impl Runtime {
         // SAFETY: no thread runs yet, so nobody else can touch the state; the TAILQ head gets
         // its self-pointer now that the kernel has its final address inside the Arc.
         unsafe { sys::tailq_init(&raw mut (*k.topo.get()).geoms) };
+        // Deterministic: the threads are registered while this thread holds the baton, and
+        // `new` returns once they have run up to their first wait, so the caller's first call
+        // finds the same state every time.
+        let creating = enter(&k);
         k.start_threads();
+        drop(creating);
         Runtime { k, down: false }
     }
 
@@ -539,18 +643,21 @@ impl Runtime {
 
     /// Wait until the event queue is empty and nothing runs on it (`g_waitidle`).
     pub fn wait_idle(&self) {
+        let _e = enter(&self.k);
         self.k.events.wait_for(|s| s.idle());
     }
 
     /// Wait until events are idle and no bio is in flight.
     pub fn settle(&self) {
-        loop {
-            self.wait_idle();
-            if self.k.bios.in_flight() == 0 && self.k.events.lock().idle() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(1));
-        }
+        let _e = enter(&self.k);
+        self.wait_idle();
+        self.k.sleepq.poll_until(Duration::from_millis(1), None, || self.k.quiet());
+    }
+
+    /// What the deterministic schedule has done so far (`None` for a threaded runtime): two
+    /// runs with the same seed and the same calls have equal traces.
+    pub fn schedule_trace(&self) -> Option<crate::ScheduleTrace> {
+        self.k.baton.as_ref().map(|b| b.trace())
     }
 
     /// Load a class written against the raw KPI, as `kldload` followed by `g_modevent`
@@ -656,7 +763,9 @@ impl Runtime {
             return;
         }
         self.down = true;
-        let _e = enter(&self.k);
+        // The guard is dropped before the threads are joined: under the deterministic
+        // schedule they can only see `stopping` and end once this thread hands the baton on.
+        let e = enter(&self.k);
         self.settle_bounded(self.k.config.shutdown_grace);
         crate::io::close_user_consumers(self);
         let names = self.classes();
@@ -678,6 +787,7 @@ impl Runtime {
         self.k.events.kick();
         self.k.down.kick();
         self.k.up.kick();
+        drop(e);
         let threads = std::mem::take(&mut *lock(&self.k.threads));
         for t in threads {
             let _ = t.join();
@@ -685,14 +795,10 @@ impl Runtime {
     }
 
     fn settle_bounded(&self, limit: Duration) {
-        let start = std::time::Instant::now();
-        while start.elapsed() < limit {
-            if self.k.bios.in_flight() == 0 && self.k.events.lock().idle() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(1));
+        let settled = self.k.sleepq.poll_until(Duration::from_millis(1), Some(limit), || self.k.quiet());
+        if !settled {
+            self.k.console("shutdown: work still outstanding after the wait; going on");
         }
-        self.k.console("shutdown: work still outstanding after the wait; going on");
     }
 }
 

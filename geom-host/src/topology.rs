@@ -191,7 +191,7 @@ pub(crate) fn unload_class(rt: &Runtime, name: &str) -> Result<(), i32> {
         if empty {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(1));
+        rt.k.sleepq.pause(std::time::Duration::from_millis(1));
     }
     rt.run(move |t| {
         let mp = class_by_name(&cname);
@@ -1174,13 +1174,16 @@ pub(crate) fn dispatch_ctl(rt: &Runtime, req: &CtlRequest) -> CtlReply {
             if mp.is_null() {
                 return;
             }
-            let verb = sys::gctl_get_param(req, c"verb".as_ptr(), ptr::null_mut());
+            // The verb is used as a C string (compared here, read by ctlreq), so it must be
+            // one: a caller may send any bytes, and an unterminated "verb" was read past its
+            // end. gctl_get_asciiparam says "Unterminated argument (verb)" for those.
+            let verb = sys::gctl_get_asciiparam(req, c"verb".as_ptr());
             if verb.is_null() {
                 sys::gctl_error(req, c"Verb missing".as_ptr());
                 return;
             }
             // GEOM answers "getxml" itself, for any class.
-            if CStr::from_ptr(verb.cast()) == c"getxml" {
+            if CStr::from_ptr(verb) == c"getxml" {
                 crate::gctl::getxml(req, mp, &kernel().topo().classes);
                 return;
             }
@@ -1188,7 +1191,7 @@ pub(crate) fn dispatch_ctl(rt: &Runtime, req: &CtlRequest) -> CtlReply {
                 sys::gctl_error(req, c"Class takes no requests".as_ptr());
                 return;
             };
-            ctlreq(req, mp, verb as *const c_char);
+            ctlreq(req, mp, verb);
             kernel().assert_topology("a ctlreq method (on return)");
         }
     });
