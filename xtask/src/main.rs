@@ -8,6 +8,10 @@
 //!   (with `.ko.debug`) and `target/kmod/geom_<class>.so` for every class crate (or one), for
 //!   FreeBSD 15 unless told otherwise, and check each offline as FreeBSD's kernel linker and
 //!   geom(8) would (see [`build`] and [`check`]).
+//! * `cargo xtask torture [--class NAME | --stack NAME] [--seeds N] [--seed S] [--jobs J]`:
+//!   seeded runs of class stacks on the deterministic schedule, with injected faults, checked
+//!   against a reference block device (crate `geom-torture`); a failure prints its seed and
+//!   the command that replays it.
 
 mod build;
 mod check;
@@ -92,9 +96,27 @@ fn run(args: &[String]) -> ExitCode {
     }
 }
 
+/// `cargo xtask torture ...`: the seeded torture runs (`geom-torture`, built optimised; its
+/// arguments are passed through).
+fn torture(args: &[String]) -> ExitCode {
+    let status = cargo()
+        .args(["run", "--quiet", "--release", "--package", "geom-torture", "--bin", "geom-torture", "--"])
+        .args(args)
+        .status();
+    match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: cannot run cargo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn usage() -> ExitCode {
     eprintln!("usage: cargo xtask run [--size MIB] [--threads N] [--xml]");
     eprintln!("       cargo xtask kmod [--class NAME] [--freebsd 14|15|16]");
+    eprintln!("       cargo xtask torture [--class nop|stripe|journal | --stack NAME] [--seeds N] [--first S] [--seed S] [--jobs J]");
     ExitCode::from(2)
 }
 
@@ -102,6 +124,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
+        Some("torture") => torture(&args[1..]),
         Some("kmod") => match parse_kmod(&args[1..]).and_then(|a| kmod(&a)) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
