@@ -9,6 +9,10 @@
 //! `g_down` and `g_up` threads, its own loaded classes and bios. Several runtimes can live in
 //! one process (tests run side by side); each thread knows which runtime it belongs to.
 //!
+//! With [`RuntimeConfig::deterministic`] a runtime runs one thread at a time, the next chosen
+//! by a generator seeded from [`RuntimeConfig::seed`], on a virtual clock: the same seed and
+//! the same calls replay the same interleaving, faults and bytes ([`Runtime::schedule_trace`]).
+//!
 //! What it checks, like an `INVARIANTS` kernel: a bio delivered twice, a bio alive at
 //! teardown, a parent delivered while its children are in flight, access counts below zero,
 //! sleeping KPI called from start or done, and FreeBSD's `KASSERT`s on topology calls. See

@@ -272,8 +272,9 @@ impl Kernel {
         self.spawn(Role::Up, format!("{n}:g_up"), |k| while k.run_queue(Queue::Up) {});
     }
 
-    /// The threaded runner's loop body: wait for and run one item of `q`. Returns false when
-    /// the runtime stops. A single-threaded runner calls the same `step_*` functions.
+    /// A queue thread's loop body: wait for and run one item of `q`. Returns false when the
+    /// runtime stops. Under the deterministic schedule the wait (and a yield before each
+    /// item) goes through the baton, so the generator orders the queues' steps.
     fn run_queue(&self, q: Queue) -> bool {
         let stop = || self.stopping.load(Ordering::Acquire);
         match q {
