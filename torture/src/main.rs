@@ -200,7 +200,7 @@ fn coordinate(a: &Args) -> ExitCode {
         eprintln!();
     }
     println!(
-        "geom-torture: {} runs of {} ({} seeds from {}), {} requests ({} failed by injected faults), {} faults injected, {} power cuts checked, {} failures, {:.1} s",
+        "geom-torture: {} runs of {} ({} seeds from {}), {} bios issued by the workloads ({} failed by injected faults), {} faults injected, {} power cuts checked, {} failures, {:.1} s",
         totals.runs,
         names.join(", "),
         a.seeds,
