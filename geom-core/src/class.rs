@@ -401,7 +401,8 @@ unsafe extern "C" fn taste_tramp<C: GeomClass>(mp: *mut g_class, pp: *mut g_prov
 }
 
 unsafe extern "C" fn ctlreq_tramp<C: GeomClass>(req: *mut gctl_req, mp: *mut g_class, verb: *const c_char) {
-    // SAFETY: GEOM calls ctlreq with the topology lock held and a valid request and verb.
+    // SAFETY: GEOM calls ctlreq with the topology lock held, a valid request, and `verb`
+    // pointing at the value of its "verb" parameter (checked to be a string below).
     unsafe {
         let mut topo = Topology::assume_locked();
         let mut g = Gctl::from_raw(req);
@@ -409,6 +410,15 @@ unsafe extern "C" fn ctlreq_tramp<C: GeomClass>(req: *mut gctl_req, mp: *mut g_c
             if !check_version(&mut g, v) {
                 return;
             }
+        }
+        // FreeBSD's g_ctl_req passes the "verb" parameter without checking it ends in a NUL;
+        // reading it as a string first refuses an unterminated one (with FreeBSD's message)
+        // before it is used as a C string.
+        if g.ascii(c"verb").is_none() {
+            if !g.has_error() {
+                g.error(format_args!("Verb missing"));
+            }
+            return;
         }
         let verb = CStr::from_ptr(verb);
         // Verbs the class library runs in userland (label, clear, dump) are unknown to the

@@ -421,16 +421,18 @@ pub fn positional(req: &mut Gctl<'_>, spec: &ArgSpec) -> Option<Vec<CString>> {
         return None;
     }
     let mut out = Vec::new();
-    if out.try_reserve(n as usize).is_err() {
-        req.error(format_args!("Out of memory."));
-        return None;
-    }
     for i in 0..n {
         let Some(a) = req.arg(i) else {
             req.error(format_args!("No 'arg{i}' argument."));
             return None;
         };
         let a = if spec.dev { strip_dev(a) } else { a };
+        // Grow with the arguments actually present: "nargs" is the caller's claim, and
+        // reserving for it up front let one request ask for tens of gigabytes.
+        if out.try_reserve(1).is_err() {
+            req.error(format_args!("Out of memory."));
+            return None;
+        }
         out.push(CString::from(a));
     }
     Some(out)
