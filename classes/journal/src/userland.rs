@@ -39,7 +39,8 @@ pub(crate) fn label(u: &mut Userland<'_>, l: Label) {
         } else {
             l.jsize
         };
-        if jsize + ssize >= msize {
+        // Checked: -s is the user's number, and one near i64::MAX wrapped into a bogus area.
+        if jsize.checked_add(ssize).is_none_or(|need| need >= msize) {
             return u.error(format_args!(
                 "Provider too small for journalling. You can try smaller jsize (default is {jsize})."
             ));

@@ -44,6 +44,13 @@ fn label_refuses_what_gjournal_refuses() {
         &["label", "-s", "209715200", "md2"],
         "Provider too small for journalling. You can try smaller jsize (default is 209715200).",
     );
+    // The largest multiple of the sector size: jsize plus a sector overflowed (found by the
+    // ctlreq fuzzer's harness).
+    fails(
+        &rt,
+        &["label", "-s", "9223372036854775296", "md2"],
+        "Provider too small for journalling. You can try smaller jsize (default is 9223372036854775296).",
+    );
     fails(
         &rt,
         &["label", "-s", "104857600", "md0", "md1"],
