@@ -12,9 +12,12 @@
 //!   seeded runs of class stacks on the deterministic schedule, with injected faults, checked
 //!   against a reference block device (crate `geom-torture`); a failure prints its seed and
 //!   the command that replays it.
+//! * `cargo xtask fuzz [--seconds N] [--target NAME]`: a short run of every cargo-fuzz target
+//!   in `fuzz/` (or one), failing on a crash or on a run that executed nothing (see [`fuzz`]).
 
 mod build;
 mod check;
+mod fuzz;
 
 use std::process::ExitCode;
 
@@ -117,6 +120,7 @@ fn usage() -> ExitCode {
     eprintln!("usage: cargo xtask run [--size MIB] [--threads N] [--xml]");
     eprintln!("       cargo xtask kmod [--class NAME] [--freebsd 14|15|16]");
     eprintln!("       cargo xtask torture [--class nop|stripe|journal | --stack NAME] [--seeds N] [--first S] [--seed S] [--jobs J]");
+    eprintln!("       cargo xtask fuzz [--seconds N] [--target metadata|ctlreq|nbd]");
     ExitCode::from(2)
 }
 
@@ -125,6 +129,13 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("torture") => torture(&args[1..]),
+        Some("fuzz") => match fuzz::parse(&args[1..]).and_then(|a| fuzz::fuzz(&a)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("kmod") => match parse_kmod(&args[1..]).and_then(|a| kmod(&a)) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
