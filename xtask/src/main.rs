@@ -85,10 +85,13 @@ fn run(args: &[String]) -> ExitCode {
         }
     }
     println!("== userland runtime: pass-through stack on a memory disk");
-    let status = cargo()
-        .args(["run", "--quiet", "--release", "--package", "geom-host", "--bin", "geom-demo", "--"])
-        .args(args)
-        .status();
+    run_release_bin("geom-host", "geom-demo", args)
+}
+
+/// `cargo run --release` a workspace binary with `args`, passing its exit status on.
+fn run_release_bin(package: &str, bin: &str, args: &[String]) -> ExitCode {
+    let status =
+        cargo().args(["run", "--quiet", "--release", "--package", package, "--bin", bin, "--"]).args(args).status();
     match status {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
@@ -102,18 +105,7 @@ fn run(args: &[String]) -> ExitCode {
 /// `cargo xtask torture ...`: the seeded torture runs (`geom-torture`, built optimised; its
 /// arguments are passed through).
 fn torture(args: &[String]) -> ExitCode {
-    let status = cargo()
-        .args(["run", "--quiet", "--release", "--package", "geom-torture", "--bin", "geom-torture", "--"])
-        .args(args)
-        .status();
-    match status {
-        Ok(s) if s.success() => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("xtask: cannot run cargo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run_release_bin("geom-torture", "geom-torture", args)
 }
 
 fn usage() -> ExitCode {
