@@ -30,7 +30,7 @@ pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 /// The userland target of geom(8) libraries.
 pub const USER_TARGET: &str = "x86_64-unknown-freebsd";
 /// Largest module we accept.
-const MAX_KO: u64 = 64 * 1024;
+const MAX_KO: u64 = 128 * 1024;
 
 /// A class crate that builds into a module (it has `[package.metadata.geom-rs]`).
 #[derive(Clone, Debug)]
