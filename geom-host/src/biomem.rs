@@ -4,10 +4,11 @@
 //! Each bio lives in a [`BioBox`]: the FreeBSD `struct bio` first (so a `*mut bio` is a
 //! `*mut BioBox`), then a state word the runtime moves through
 //! idle → in flight → delivered (→ in flight again on a re-request) → freed. Freed boxes sit
-//! in a quarantine for a while before their memory is returned, so a late second delivery or
-//! destroy of a bio is reported instead of silently corrupting a reused one.
+//! in a quarantine for a while before their memory is reused (a bounded cache, as UMA keeps)
+//! or returned, so a late second delivery or destroy of a bio is reported instead of
+//! silently corrupting a reused one.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -24,12 +25,36 @@ const FREED: u32 = 4;
 /// How many destroyed bios are kept (unusable) before their memory is reused.
 const QUARANTINE: usize = 4096;
 
+/// How many boxes out of quarantine are kept for reuse (UMA's per-zone cache), so the steady
+/// state allocates nothing from the heap.
+const FREE_CACHE: usize = 1024;
+
 /// A bio and its lifecycle state. `bio` must stay the first field.
+///
+/// Invariant: `prev`/`next` link the box into [`Lists::live`] exactly while it is allocated
+/// (state idle, in flight or delivered); they are read and written only under
+/// [`BioRegistry::lists`].
 #[repr(C)]
 struct BioBox {
     bio: bio,
     state: AtomicU32,
+    prev: *mut BioBox,
+    next: *mut BioBox,
 }
+
+/// The registry's boxes, under one lock: what is allocated, what sits in quarantine, and
+/// what is ready for reuse.
+struct Lists {
+    /// Head of the intrusive list of allocated boxes (linked through `prev`/`next`).
+    live: *mut BioBox,
+    live_count: usize,
+    quarantine: VecDeque<*mut BioBox>,
+    free: Vec<*mut BioBox>,
+}
+
+// SAFETY: the raw pointers are boxes owned by the registry; they are only followed under
+// the registry's mutex (or by the single thread tearing the runtime down).
+unsafe impl Send for Lists {}
 
 fn state_name(s: u32) -> &'static str {
     match s {
@@ -78,9 +103,8 @@ pub(crate) unsafe fn describe(bp: *const bio) -> String {
 
 /// A runtime's bios.
 pub(crate) struct BioRegistry {
-    live: Mutex<HashSet<usize>>,
+    lists: Mutex<Lists>,
     in_flight: AtomicUsize,
-    quarantine: Mutex<VecDeque<usize>>,
     /// Fault injection: fail this many upcoming non-waiting bio allocations.
     fail_nowait: AtomicU64,
 }
@@ -88,15 +112,19 @@ pub(crate) struct BioRegistry {
 impl BioRegistry {
     pub(crate) fn new() -> Self {
         BioRegistry {
-            live: Mutex::new(HashSet::new()),
+            lists: Mutex::new(Lists {
+                live: std::ptr::null_mut(),
+                live_count: 0,
+                quarantine: VecDeque::with_capacity(QUARANTINE + 1),
+                free: Vec::with_capacity(FREE_CACHE),
+            }),
             in_flight: AtomicUsize::new(0),
-            quarantine: Mutex::new(VecDeque::new()),
             fail_nowait: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn live(&self) -> usize {
-        lock(&self.live).len()
+        lock(&self.lists).live_count
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -112,10 +140,35 @@ impl BioRegistry {
         if nowait && self.fail_nowait.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok() {
             return std::ptr::null_mut();
         }
-        // SAFETY: struct bio is plain C data; all-zero is its freshly allocated state.
-        let b = Box::new(BioBox { bio: unsafe { std::mem::zeroed() }, state: AtomicU32::new(IDLE) });
-        let p = Box::into_raw(b);
-        lock(&self.live).insert(p as usize);
+        let mut l = lock(&self.lists);
+        let p = match l.free.pop() {
+            Some(p) => {
+                // SAFETY: p left quarantine, so nothing refers to it; all-zero is a fresh
+                // bio's state.
+                unsafe {
+                    std::ptr::write_bytes(&raw mut (*p).bio, 0, 1);
+                    (*p).state.store(IDLE, Ordering::Relaxed);
+                }
+                p
+            }
+            None => Box::into_raw(Box::new(BioBox {
+                // SAFETY: struct bio is plain C data; all-zero is its freshly allocated state.
+                bio: unsafe { std::mem::zeroed() },
+                state: AtomicU32::new(IDLE),
+                prev: std::ptr::null_mut(),
+                next: std::ptr::null_mut(),
+            })),
+        };
+        // SAFETY: p is ours and unlinked; the live head is a linked box; lists locked.
+        unsafe {
+            (*p).prev = std::ptr::null_mut();
+            (*p).next = l.live;
+            if !l.live.is_null() {
+                (*l.live).prev = p;
+            }
+        }
+        l.live = p;
+        l.live_count += 1;
         p.cast()
     }
 
@@ -180,26 +233,48 @@ impl BioRegistry {
             k.inv.report(ViolationKind::BioDestroyedBadly, format!("g_destroy_bio: bio {what}: {d}"));
             return;
         }
-        lock(&self.live).remove(&(bp as usize));
-        let old = {
-            let mut q = lock(&self.quarantine);
-            q.push_back(bp as usize);
-            if q.len() > QUARANTINE {
-                q.pop_front()
+        let b = bp.cast::<BioBox>();
+        let mut l = lock(&self.lists);
+        // SAFETY: b was live, so it is linked; its neighbours are live boxes; lists locked.
+        unsafe {
+            if (*b).prev.is_null() {
+                l.live = (*b).next;
             } else {
-                None
+                (*(*b).prev).next = (*b).next;
             }
-        };
-        if let Some(old) = old {
-            // SAFETY: old came from Box::into_raw in alloc and left quarantine, so nothing
-            // in the runtime refers to it any more.
-            drop(unsafe { Box::from_raw(old as *mut BioBox) });
+            if !(*b).next.is_null() {
+                (*(*b).next).prev = (*b).prev;
+            }
+        }
+        l.live_count -= 1;
+        l.quarantine.push_back(b);
+        if l.quarantine.len() > QUARANTINE {
+            if let Some(old) = l.quarantine.pop_front() {
+                if l.free.len() < FREE_CACHE {
+                    l.free.push(old);
+                } else {
+                    drop(l);
+                    // SAFETY: old came from Box::into_raw in alloc and left quarantine, so
+                    // nothing in the runtime refers to it any more.
+                    drop(unsafe { Box::from_raw(old) });
+                }
+            }
         }
     }
 
     /// Report every bio still allocated (at shutdown).
     pub(crate) fn report_leaks(&self, k: &Kernel) {
-        let live: Vec<usize> = lock(&self.live).iter().copied().collect();
+        let live: Vec<usize> = {
+            let l = lock(&self.lists);
+            let mut v = Vec::with_capacity(l.live_count);
+            let mut p = l.live;
+            while !p.is_null() {
+                v.push(p as usize);
+                // SAFETY: linked boxes are live; lists locked.
+                p = unsafe { (*p).next };
+            }
+            v
+        };
         for bp in live {
             let bp = bp as *mut bio;
             let s = Self::state(bp).load(Ordering::Acquire);
@@ -210,9 +285,10 @@ impl BioRegistry {
     }
 
     pub(crate) fn free_quarantine(&mut self) {
-        for p in lock(&self.quarantine).drain(..) {
+        let l = self.lists.get_mut().unwrap_or_else(|e| e.into_inner());
+        for p in l.quarantine.drain(..).chain(l.free.drain(..)) {
             // SAFETY: as in destroy; the runtime is gone, so nothing refers to them.
-            drop(unsafe { Box::from_raw(p as *mut BioBox) });
+            drop(unsafe { Box::from_raw(p) });
         }
     }
 }

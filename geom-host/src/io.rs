@@ -761,7 +761,7 @@ impl Handle {
     ///
     /// This is how a server keeps many requests in flight on one open provider (the NBD
     /// export does), where [`Handle::read`] and friends wait for each.
-    pub fn submit(&self, offset: i64, op: IoOp, done: impl FnOnce(IoDone) + Send + 'static) -> Result<(), i32> {
+    pub fn submit<F: FnOnce(IoDone) + Send + 'static>(&self, offset: i64, op: IoOp, done: F) -> Result<(), i32> {
         // Counted before the closed check, so a concurrent close either sees this request
         // and waits for it, or this request sees the close.
         self.submitted.fetch_add(1, Ordering::SeqCst);
@@ -771,6 +771,11 @@ impl Handle {
         }
         let (cmd, flags, length, buf) = match op {
             IoOp::Read(len) => (sys::BIO_READ, 0, len as i64, vec![0u8; len]),
+            IoOp::ReadInto(mut buf, len) => {
+                // Reused memory: only growing costs; its old bytes are overwritten by the read.
+                buf.resize(len, 0);
+                (sys::BIO_READ, 0, len as i64, buf)
+            }
             IoOp::Write(data) => (sys::BIO_WRITE, 0, data.len() as i64, data),
             IoOp::Delete(len) => (sys::BIO_DELETE, 0, len, Vec::new()),
             IoOp::Flush => (sys::BIO_FLUSH, sys::BIO_ORDERED, 0, Vec::new()),
@@ -780,7 +785,7 @@ impl Handle {
             return Err(errno::EINVAL);
         }
         let offset = if cmd == sys::BIO_FLUSH { self.mediasize } else { offset };
-        let mut pending = Box::new(AsyncBio { buf, done: Box::new(done), submitted: Arc::clone(&self.submitted) });
+        let mut pending = Box::new(AsyncBio { buf, done, submitted: Arc::clone(&self.submitted) });
         let data = if pending.buf.is_empty() { ptr::null_mut() } else { pending.buf.as_mut_ptr() };
         let _e = enter(&self.k);
         // SAFETY: the consumer stays attached while the handle is open (checked above); the
@@ -788,7 +793,7 @@ impl Handle {
         // `async_done` takes it back; a Vec's heap buffer does not move with its Box.
         unsafe {
             let bp = user_bio(cmd, flags, offset, length, data.cast(), ptr::null());
-            (*bp).bio_done = Some(async_done);
+            (*bp).bio_done = Some(async_done::<F>);
             (*bp).bio_caller1 = Box::into_raw(pending).cast();
             g_io_request(bp, self.cp as *mut g_consumer);
         }
@@ -828,8 +833,11 @@ impl Handle {
 /// A request for [`Handle::submit`].
 #[derive(Debug)]
 pub enum IoOp {
-    /// `BIO_READ` of this many bytes.
+    /// `BIO_READ` of this many bytes, into a fresh buffer.
     Read(usize),
+    /// `BIO_READ` of this many bytes into this buffer (resized to fit), which comes back in
+    /// [`IoDone::data`]: a server keeping a pool of buffers allocates nothing per request.
+    ReadInto(Vec<u8>, usize),
     /// `BIO_WRITE` of these bytes.
     Write(Vec<u8>),
     /// `BIO_DELETE` of this many bytes.
@@ -850,19 +858,20 @@ pub struct IoDone {
     pub data: Vec<u8>,
 }
 
-/// What a submitted bio owns until its completion.
-struct AsyncBio {
+/// What a submitted bio owns until its completion: one allocation per request, the
+/// completion closure stored inline (its type picks the `bio_done`, so nothing is boxed twice).
+struct AsyncBio<F> {
     buf: Vec<u8>,
-    done: Box<dyn FnOnce(IoDone) + Send>,
+    done: F,
     submitted: Arc<AtomicUsize>,
 }
 
 /// `bio_done` of a submitted bio: take back what it owned, destroy it, tell the submitter.
-unsafe extern "C" fn async_done(bp: *mut bio) {
-    // SAFETY: bp is a completed bio made by `Handle::submit`, whose bio_caller1 is the
-    // `AsyncBio` it leaked; the bio is ours to destroy now.
+unsafe extern "C" fn async_done<F: FnOnce(IoDone)>(bp: *mut bio) {
+    // SAFETY: bp is a completed bio made by `Handle::submit` with this `F`, whose
+    // bio_caller1 is the `AsyncBio<F>` it leaked; the bio is ours to destroy now.
     let (pending, error, completed, cmd) = unsafe {
-        let pending = Box::from_raw((*bp).bio_caller1.cast::<AsyncBio>());
+        let pending = Box::from_raw((*bp).bio_caller1.cast::<AsyncBio<F>>());
         let mut error = (*bp).error();
         if error == 0 && (*bp).bio_flags & sys::BIO_ERROR != 0 {
             error = errno::EIO;
