@@ -216,10 +216,8 @@ impl Request {
     /// Pass the request unchanged to a consumer below (one clone, delivered back by the
     /// framework): what a transparent geom does with requests it does not handle.
     pub fn pass_down(self, cx: &IoCtx, cp: Consumer) {
-        let off = self.offset();
-        let len = self.length();
         let mut f = Fanout::new(self);
-        match f.add(cx, cp, off, len, 0) {
+        match f.add_whole(cx, cp, 0) {
             Ok(()) => f.send(),
             Err(e) => f.abort(e),
         }
@@ -272,11 +270,20 @@ impl Drop for Request {
 ///
 /// Clones are made first ([`Fanout::add`], which may fail with `ENOMEM` without sleeping) and
 /// sent together ([`Fanout::send`]), so no clone can complete before the count is final.
+///
+/// A request split into a single clone (a transparent geom's pass-through, a stripe request
+/// inside one stripe) is completed by that clone alone, like `g_std_done` does: with nothing
+/// to share, its completion needs neither atomics nor the list of children.
+///
+/// The methods on the I/O path are `#[inline]`: a class's start then holds the whole
+/// split, with no calls but the KPI's.
 pub struct Fanout {
     parent: Option<Request>,
     /// Clones made and not sent yet, chained through their `bio_queue.tqe_next`.
     head: *mut bio,
     tail: *mut bio,
+    /// The first clone's consumer; the others keep theirs in `bio_caller2` until sent.
+    first_cp: *mut sys::g_consumer,
 }
 
 // SAFETY: the clones are ours until sent, like the parent.
@@ -284,11 +291,13 @@ unsafe impl Send for Fanout {}
 
 impl Fanout {
     /// Start splitting `req`.
+    #[inline]
     pub fn new(req: Request) -> Fanout {
-        Fanout { parent: Some(req), head: ptr::null_mut(), tail: ptr::null_mut() }
+        Fanout { parent: Some(req), head: ptr::null_mut(), tail: ptr::null_mut(), first_cp: ptr::null_mut() }
     }
 
     /// The request being split.
+    #[inline]
     pub fn request(&self) -> &Request {
         self.parent.as_ref().expect("a Fanout holds its request until send or abort")
     }
@@ -296,12 +305,34 @@ impl Fanout {
     /// Clone the request for `offset..offset+length` on `cp`'s provider, with data starting
     /// `data_offset` bytes into the request's buffer (ignored for commands without data).
     /// `ENOMEM` when no bio can be had; the caller then aborts the whole fan-out.
+    #[inline]
     pub fn add(&mut self, cx: &IoCtx, cp: Consumer, offset: i64, length: i64, data_offset: usize) -> Result<()> {
         self.add_tagged(cx, cp, offset, length, data_offset, 0)
     }
 
+    /// Clone the whole request for `cp`'s provider, `shift` bytes further on: the same
+    /// length and data, at the request's offset plus `shift` (a transparent geom passing a
+    /// request down, past what it hides at the start of the provider below). `ENOMEM` when
+    /// no bio can be had.
+    #[inline]
+    pub fn add_whole(&mut self, _cx: &IoCtx, cp: Consumer, shift: i64) -> Result<()> {
+        let parent = self.request().bp.as_ptr();
+        // SAFETY: we own the parent; g_clone_bio never sleeps and counts the child, which
+        // carries the request's range and data.
+        unsafe {
+            let child = sys::g_clone_bio(parent);
+            if child.is_null() {
+                return Err(Errno::ENOMEM);
+            }
+            (*child).bio_offset += shift;
+            self.chain(child, cp);
+        }
+        Ok(())
+    }
+
     /// [`Fanout::add`] with a tag the class's [`Geom::done`] sees on the
     /// clone (a component number, a stripe index).
+    #[inline]
     pub fn add_tagged(
         &mut self,
         _cx: &IoCtx,
@@ -386,23 +417,41 @@ impl Fanout {
         Ok(())
     }
 
-    /// Finish a new clone: its range, done hook, tag and consumer, and chain it for sending.
+    /// Finish a new clone: its range and tag, then [`Fanout::chain`] it.
     ///
     /// # Safety
     /// `child` is a fresh clone of our request, owned by us.
+    #[inline]
     unsafe fn link(&mut self, child: *mut bio, cp: Consumer, offset: i64, length: i64, tag: usize) {
-        // SAFETY: caller's contract.
+        // SAFETY: caller's contract. A clone comes zeroed but for what g_clone_bio copies
+        // from the request (command, range, data, attribute), so its caller fields start
+        // NULL: only a tag other than 0 needs storing.
         unsafe {
             (*child).bio_offset = offset;
             (*child).bio_length = length;
-            (*child).bio_done = Some(fanout_child_done);
-            (*child).bio_caller1 = tag as *mut c_void;
-            (*child).bio_caller2 = cp.as_ptr().cast();
-            (*child).bio_queue.tqe_next = ptr::null_mut();
+            if tag != 0 {
+                (*child).bio_caller1 = tag as *mut c_void;
+            }
+            self.chain(child, cp);
+        }
+    }
+
+    /// Chain a new clone for sending to `cp` (its `bio_done` is chosen when the clones are
+    /// sent).
+    ///
+    /// # Safety
+    /// `child` is a fresh clone of our request, owned by us: its queue linkage is NULL, as
+    /// g_clone_bio leaves it.
+    #[inline]
+    unsafe fn chain(&mut self, child: *mut bio, cp: Consumer) {
+        // SAFETY: caller's contract; the chained clones are ours.
+        unsafe {
             if self.tail.is_null() {
                 self.head = child;
+                self.first_cp = cp.as_ptr();
             } else {
                 (*self.tail).bio_queue.tqe_next = child;
+                (*child).bio_caller2 = cp.as_ptr().cast();
             }
             self.tail = child;
         }
@@ -419,6 +468,7 @@ impl Fanout {
     }
 
     /// Send every clone. With no clones, the request completes at once (nothing to do).
+    #[inline]
     pub fn send(self) {
         self.send_with(None);
     }
@@ -426,39 +476,33 @@ impl Fanout {
     /// Send every clone, and when the last is home call `G::done` with all of them (and the
     /// request) before the request is delivered: custom completion logic, such as copying
     /// bounce buffers back into the request (see [`Fanout::add_bounce`]).
+    #[inline]
     pub fn send_to_done<G: Geom>(self) {
         self.send_with(Some(done_tramp::<G>));
     }
 
-    fn send_with(mut self, hook: Option<DoneHook>) {
-        let Some(parent) = self.parent.take() else { return };
-        let mut child = core::mem::replace(&mut self.head, ptr::null_mut());
-        self.tail = ptr::null_mut();
-        if child.is_null() {
-            parent.complete(0);
+    #[inline]
+    fn send_with(self, hook: Option<DoneHook>) {
+        // Everything is taken out of the fan-out below, so its Drop has nothing left to do.
+        let mut this = core::mem::ManuallyDrop::new(self);
+        let Some(parent) = this.parent.take() else { return };
+        let (first, last) = (this.head, this.tail);
+        if !first.is_null() && first == last && hook.is_none() {
+            // From here the clone owns the request: it completes it alone (lone_child_done).
+            let _ = parent.into_raw();
+            // SAFETY: the only clone is ours until sent, and first_cp its consumer (chain).
+            unsafe {
+                (*first).bio_done = Some(lone_child_done);
+                sys::g_io_request(first, this.first_cp);
+            }
             return;
         }
-        // From here the children own the parent: the last one home delivers it.
-        let pbp = parent.into_raw();
-        // SAFETY: we owned the parent until this point; bio_driver1/2 are ours as the
-        // provider handling it. No clone has been sent yet, so nothing reads them concurrently.
-        unsafe {
-            (*pbp).bio_driver1 = match hook {
-                Some(h) => h as *mut c_void,
-                None => ptr::null_mut(),
-            };
-            (*pbp).bio_driver2 = ptr::null_mut();
+        if !first.is_null() {
+            // SAFETY: the clone is ours until sent; from here every clone names its consumer
+            // in bio_caller2, which is ours as the issuer.
+            unsafe { (*first).bio_caller2 = this.first_cp.cast() };
         }
-        while !child.is_null() {
-            // SAFETY: each clone is ours until sent; its consumer was stored by link().
-            unsafe {
-                let next = (*child).bio_queue.tqe_next;
-                (*child).bio_queue.tqe_next = ptr::null_mut();
-                let cp = (*child).bio_caller2.cast::<sys::g_consumer>();
-                sys::g_io_request(child, cp);
-                child = next;
-            }
-        }
+        send_all(parent, first, hook);
     }
 
     /// Give up: destroy the clones, wind back the request's child count, and fail it with
@@ -494,6 +538,37 @@ impl Fanout {
     }
 }
 
+/// Send a request's clones (none, several, or one with a done hook); the last one home
+/// delivers the request.
+fn send_all(parent: Request, mut child: *mut bio, hook: Option<DoneHook>) {
+    if child.is_null() {
+        parent.complete(0);
+        return;
+    }
+    // From here the children own the parent: the last one home delivers it.
+    let pbp = parent.into_raw();
+    // SAFETY: we owned the parent until this point; bio_driver1/2 are ours as the
+    // provider handling it. No clone has been sent yet, so nothing reads them concurrently.
+    unsafe {
+        (*pbp).bio_driver1 = match hook {
+            Some(h) => h as *mut c_void,
+            None => ptr::null_mut(),
+        };
+        (*pbp).bio_driver2 = ptr::null_mut();
+    }
+    while !child.is_null() {
+        // SAFETY: each clone is ours until sent; its consumer was stored by link().
+        unsafe {
+            let next = (*child).bio_queue.tqe_next;
+            (*child).bio_queue.tqe_next = ptr::null_mut();
+            (*child).bio_done = Some(fanout_child_done);
+            let cp = (*child).bio_caller2.cast::<sys::g_consumer>();
+            sys::g_io_request(child, cp);
+            child = next;
+        }
+    }
+}
+
 impl Drop for Fanout {
     fn drop(&mut self) {
         if self.parent.is_some() {
@@ -513,17 +588,68 @@ type DoneHook = unsafe fn(parent: *mut bio);
 ///
 /// # Safety
 /// `child` is a clone made by a [`Fanout`], owned by the caller, not used afterwards.
+#[inline]
 unsafe fn destroy_child(child: *mut bio) {
+    // SAFETY: caller's contract.
+    unsafe {
+        if (*child).bio_cflags & CFLAG_BOUNCE != 0 {
+            destroy_bounce(child);
+        } else {
+            sys::g_destroy_bio(child);
+        }
+    }
+}
+
+/// [`destroy_child`] for a clone with a bounce buffer (fast mode only: kept out of line).
+///
+/// # Safety
+/// As for [`destroy_child`].
+#[cold]
+#[inline(never)]
+unsafe fn destroy_bounce(child: *mut bio) {
     // SAFETY: caller's contract; a bounce buffer was malloc'ed with M_GEOM by add_bounce.
     unsafe {
-        if (*child).bio_cflags & CFLAG_BOUNCE != 0 && !(*child).bio_data.is_null() {
+        if !(*child).bio_data.is_null() {
             sys::platform::geom_rs_free((*child).bio_data.cast(), (&raw mut sys::M_GEOM).cast());
         }
         sys::g_destroy_bio(child);
     }
 }
 
-/// The `bio_done` of every clone a [`Fanout`] sends.
+/// The `bio_done` of a [`Fanout`]'s only clone, sent without a done hook: the request gets
+/// its result. Nothing else completes at the same time, so no atomics are needed.
+unsafe extern "C" fn lone_child_done(child: *mut bio) {
+    // SAFETY: GEOM calls bio_done once for the completed clone; the parent waits for it
+    // alone, so it is ours from here until delivered. Like every delivered request, it was
+    // sent with no error and nothing completed (g_io_request clears both).
+    unsafe {
+        let parent = (*child).bio_parent;
+        (*parent).set_error((*child).error());
+        // GEOM keeps a delivered clone's count within 0..=its length; a clone longer than
+        // its request still cannot make the request report more than it asked for.
+        (*parent).bio_completed = (*child).bio_completed;
+        if (*parent).bio_completed > (*parent).bio_length {
+            clamp_completed(parent);
+        }
+        (*parent).bio_inbed += 1;
+        destroy_child(child);
+        sys::g_io_deliver(parent, (*parent).error());
+    }
+}
+
+/// Bring a request's `bio_completed` back within `0..=bio_length` (clones that overlap, or
+/// are longer than the request, can report more).
+///
+/// # Safety
+/// `bp` is a live request we own.
+#[cold]
+#[inline(never)]
+unsafe fn clamp_completed(bp: *mut bio) {
+    // SAFETY: caller's contract.
+    unsafe { (*bp).bio_completed = (*bp).bio_completed.clamp(0, (*bp).bio_length.max(0)) };
+}
+
+/// The `bio_done` of each clone a [`Fanout`] sends when there are several, or a done hook.
 unsafe extern "C" fn fanout_child_done(child: *mut bio) {
     // The parent's count fields are shared by clones completing on different threads, so they
     // are updated atomically. With a done hook, each clone is pushed on the parent's list

@@ -150,10 +150,18 @@ impl NopGeom {
     }
 
     /// Send `f` now, or after `delaymsec` if the dice say so and the delayer has room.
-    fn send_maybe_later(&self, f: Fanout, cmd: Cmd) {
-        let Some(delayer) = self.delayer.get().filter(|_| self.should_delay(cmd)) else {
+    fn send_maybe_later(&self, f: Fanout) {
+        // Most devices never get a delay: they go straight on, and keep the fan-out local.
+        let Some(delayer) = self.delayer.get() else { return f.send() };
+        self.send_delayed(delayer, f);
+    }
+
+    /// [`NopGeom::send_maybe_later`] once a delayer runs.
+    #[inline(never)]
+    fn send_delayed(&self, delayer: &Worker<Delayer, DELAY_SLOTS>, f: Fanout) {
+        if !self.should_delay(f.request().cmd()) {
             return f.send();
-        };
+        }
         let due_ns = geom_core::uptime_ns() + u64::from(self.knobs.delaymsec.load(Relaxed)) * 1_000_000;
         match delayer.post(Delayed { fanout: f, due_ns }) {
             Ok(()) => {}
@@ -216,6 +224,7 @@ impl NopGeom {
 impl Geom for NopGeom {
     type Class = Nop;
 
+    #[inline]
     fn start(&self, cx: &IoCtx, req: Request) {
         self.count(&req);
         // gnop: every request counts down; at zero, every read and write fails from then on.
@@ -235,10 +244,9 @@ impl Geom for NopGeom {
             },
             None => req,
         };
-        let (off, len, cmd) = (req.offset() + self.offset, req.length(), req.cmd());
         let mut f = Fanout::new(req);
-        match f.add(cx, self.cp, off, len, 0) {
-            Ok(()) => self.send_maybe_later(f, cmd),
+        match f.add_whole(cx, self.cp, self.offset) {
+            Ok(()) => self.send_maybe_later(f),
             Err(e) => f.abort(e),
         }
     }

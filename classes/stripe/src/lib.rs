@@ -284,6 +284,7 @@ impl GeomClass for Stripe {
 impl Geom for StripeGeom {
     type Class = Stripe;
 
+    #[inline]
     fn start(&self, cx: &IoCtx, req: Request) {
         self.start_request(cx, req);
     }
