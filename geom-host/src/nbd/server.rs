@@ -1,19 +1,25 @@
 //! [`NbdServer`]: exports of a runtime's providers, served over a Unix or TCP socket.
 //!
 //! Threads: one accepts; each connection has a reader (the handshake, then the requests: it
-//! parses, checks, and submits bios) and, once in transmission, a writer (it gathers the
-//! completions of each request's bios, sends a flush after a FUA write, and writes the one
-//! reply). Only the writer writes to the socket during transmission, so replies never
-//! interleave. The reader waits when a connection has [`MAX_INFLIGHT_REQUESTS`] requests or
-//! [`MAX_INFLIGHT_BYTES`] of buffers in flight, so a client that never reads its replies
-//! stalls itself, not the process.
+//! parses, checks, and submits bios) and, once in transmission, a writer. Each request's bio
+//! completions are gathered (a flush is sent after a FUA write) into one reply. A completion
+//! that runs on the reader's own thread, inside its submit (direct dispatch to a provider
+//! that serves at once, such as a memory disk), is answered by the reader itself, the
+//! replies gathered and sent when it would next wait for the client: no thread hand-off and
+//! one send per batch. Any other completion goes to the writer thread, which must answer it
+//! since a completion may not block. The two take turns on the connection's reply state, so
+//! replies never interleave. The reader waits when a connection has
+//! [`MAX_INFLIGHT_REQUESTS`] requests or [`MAX_INFLIGHT_BYTES`] of buffers in flight, or
+//! when the client does not take its replies, so such a client stalls itself, not the
+//! process.
 //!
 //! A connection opens its export's provider (`r1w1e0`, or `r1w0e0` read-only) when it enters
 //! transmission and closes it when it ends; the end always waits for every submitted bio.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -138,6 +144,13 @@ impl Write for Sock {
         match self {
             Sock::Unix(s) => s.write(buf),
             Sock::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Sock::Unix(s) => s.write_vectored(bufs),
+            Sock::Tcp(s) => s.write_vectored(bufs),
         }
     }
 
@@ -710,32 +723,61 @@ fn info_or_go(shared: &Shared, w: &mut Sock, option: u32, payload: &[u8]) -> io:
 // Transmission.
 
 /// The connection's in-flight allowance: requests and buffer bytes between the reader taking
-/// a request and the writer answering it.
+/// a request and its reply.
+#[derive(Default)]
 struct Budget {
-    state: Mutex<(usize, u64)>,
+    state: Mutex<BudgetState>,
     changed: Condvar,
 }
 
+#[derive(Default)]
+struct BudgetState {
+    requests: usize,
+    bytes: u64,
+    /// The reader waits on `changed`: only then does a release pay for a wake-up call.
+    waiting: bool,
+}
+
 impl Budget {
+    fn fits(s: &BudgetState, bytes: u64) -> bool {
+        s.requests < MAX_INFLIGHT_REQUESTS && (s.requests == 0 || s.bytes + bytes <= MAX_INFLIGHT_BYTES)
+    }
+
+    /// Take a request with `bytes` of buffers if it fits now.
+    fn try_acquire(&self, bytes: u64) -> bool {
+        let mut s = lock(&self.state);
+        let fits = Self::fits(&s, bytes);
+        if fits {
+            s.requests += 1;
+            s.bytes += bytes;
+        }
+        fits
+    }
+
+    /// Take a request with `bytes` of buffers, waiting for room.
     fn acquire(&self, bytes: u64) {
         let mut s = lock(&self.state);
-        while s.0 >= MAX_INFLIGHT_REQUESTS || (s.0 > 0 && s.1 + bytes > MAX_INFLIGHT_BYTES) {
+        while !Self::fits(&s, bytes) {
+            s.waiting = true;
             s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
         }
-        s.0 += 1;
-        s.1 += bytes;
+        s.requests += 1;
+        s.bytes += bytes;
     }
 
     fn release(&self, bytes: u64) {
         let mut s = lock(&self.state);
-        s.0 -= 1;
-        s.1 -= bytes;
-        self.changed.notify_all();
+        s.requests -= 1;
+        s.bytes -= bytes;
+        if std::mem::take(&mut s.waiting) {
+            self.changed.notify_all();
+        }
     }
 
     fn wait_idle(&self) {
         let mut s = lock(&self.state);
-        while s.0 > 0 {
+        while s.requests > 0 {
+            s.waiting = true;
             s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
         }
     }
@@ -864,9 +906,8 @@ struct Op {
     cost: u64,
 }
 
+/// A completion, on its way to whoever answers it.
 enum Msg {
-    /// A request taken: its pieces' completions follow.
-    Begin { id: u64, op: Op },
     /// One bio of request `id` completed.
     Piece { id: u64, index: usize, done: IoDone },
     /// The flush after a FUA request completed.
@@ -885,158 +926,136 @@ fn piece_len(total: u64, chunk: u64, index: usize) -> u64 {
     (total - index as u64 * chunk).min(chunk)
 }
 
-struct Reader<'a> {
-    r: BufReader<Sock>,
-    handle: &'a Handle,
-    tx: &'a Sender<Msg>,
-    budget: &'a Budget,
-    chunk: u64,
-    next_id: u64,
+/// Replies gathered before a send: a batch of small replies leaves in one system call. A
+/// reply whose data would overflow it is sent at once, its data not copied.
+const OUT_BUFFER: usize = 256 << 10;
+/// Bytes of spare buffers a connection keeps for its next writes' payloads.
+const POOL_BYTES: usize = 16 << 20;
+/// Spare buffers a connection keeps.
+const POOL_BUFFERS: usize = 64;
+
+thread_local! {
+    /// The connection (its [`Inbox::token`]) whose reader runs on this thread; 0 if none.
+    static READER_OF: Cell<u64> = const { Cell::new(0) };
 }
 
-impl Reader<'_> {
-    fn begin(&mut self, op: Op) -> u64 {
-        self.next_id += 1;
-        let _ = self.tx.send(Msg::Begin { id: self.next_id, op });
-        self.next_id
-    }
+/// Tokens telling connections' readers apart (0 is no reader).
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
-    fn immediate(&mut self, cookie: u64, error: i32) {
-        self.budget.acquire(0);
-        self.begin(Op { cookie, kind: OpKind::Other, pieces: 0, total: 0, error, fua: false, cost: 0 });
-    }
+/// Where a connection's completions go. One that runs on the reader's own thread (inside its
+/// submit: direct dispatch down to a provider that serves at once, as a memory disk does) is
+/// queued for the reader, which answers it before taking the next request: no thread is
+/// woken, no context switched. Any other (from `g_up`, a class's worker) goes down the
+/// writer thread's channel, since a completion must not block on the socket.
+struct Inbox {
+    token: u64,
+    inline: Mutex<Vec<Msg>>,
+    tx: Sender<Msg>,
+}
 
-    /// Submit request `id`'s pieces; a piece that cannot be submitted, and every one after
-    /// it, reports its error through the channel like a completed bio.
-    fn submit(&self, id: u64, pieces: usize, mut make: impl FnMut(usize) -> (u64, IoOp)) {
-        let mut failed = 0;
-        for index in 0..pieces {
-            if failed == 0 {
-                let (offset, op) = make(index);
-                let tx = self.tx.clone();
-                let done = move |done| {
-                    let _ = tx.send(Msg::Piece { id, index, done });
-                };
-                match self.handle.submit(offset as i64, op, done) {
-                    Ok(()) => continue,
-                    Err(e) => failed = e,
-                }
-            }
-            let done = IoDone { error: failed, completed: 0, data: Vec::new() };
-            let _ = self.tx.send(Msg::Piece { id, index, done });
+impl Inbox {
+    fn post(&self, msg: Msg) {
+        if READER_OF.get() == self.token {
+            lock(&self.inline).push(msg);
+        } else {
+            let _ = self.tx.send(msg);
         }
-    }
-
-    /// Take one request; `false` ends the connection.
-    fn step(&mut self, g: &Geometry) -> bool {
-        let mut head = [0u8; proto::REQUEST_LEN];
-        if self.r.read_exact(&mut head).is_err() {
-            return false;
-        }
-        let Ok(req) = proto::decode_request(&head) else { return false };
-        let cookie = req.cookie;
-        let chunk = self.chunk;
-        let pieces = |total: u64| total.div_ceil(chunk) as usize;
-        match plan(&req, g) {
-            Plan::Disconnect | Plan::Close => return false,
-            Plan::Reply(e) => self.immediate(cookie, e),
-            Plan::ReplyThenClose(e) => {
-                self.immediate(cookie, e);
-                return false;
-            }
-            Plan::Discard { len, error } => {
-                let copied = io::copy(&mut self.r.by_ref().take(u64::from(len)), &mut io::sink());
-                if copied.ok() != Some(u64::from(len)) {
-                    return false;
-                }
-                self.immediate(cookie, error);
-            }
-            Plan::Read { start, wide, skip, len } => {
-                self.budget.acquire(wide);
-                let n = pieces(wide);
-                let kind = OpKind::Read { skip, len };
-                let id = self.begin(Op { cookie, kind, pieces: n, total: wide, error: 0, fua: false, cost: wide });
-                self.submit(id, n, |i| (start + i as u64 * chunk, IoOp::Read(piece_len(wide, chunk, i) as usize)));
-            }
-            plan @ (Plan::Write { offset, len, fua } | Plan::Zero { offset, len, fua }) => {
-                // A write's buffers come from its payload; write-zeroes sends zeroed ones.
-                let from_payload = matches!(plan, Plan::Write { .. });
-                self.budget.acquire(len);
-                let n = pieces(len);
-                let mut bufs = Vec::with_capacity(n);
-                for i in 0..n {
-                    let mut b = vec![0u8; piece_len(len, chunk, i) as usize];
-                    if from_payload && self.r.read_exact(&mut b).is_err() {
-                        self.budget.release(len);
-                        return false;
-                    }
-                    bufs.push(b);
-                }
-                let id = self.begin(Op {
-                    cookie,
-                    kind: OpKind::Write { len },
-                    pieces: n,
-                    total: len,
-                    error: 0,
-                    fua,
-                    cost: len,
-                });
-                let mut bufs = bufs.into_iter();
-                self.submit(id, n, |i| (offset + i as u64 * chunk, IoOp::Write(bufs.next().unwrap_or_default())));
-            }
-            Plan::Trim { offset, len, fua } => {
-                self.budget.acquire(0);
-                let n = pieces(len);
-                let id = self.begin(Op { cookie, kind: OpKind::Other, pieces: n, total: len, error: 0, fua, cost: 0 });
-                self.submit(id, n, |i| (offset + i as u64 * chunk, IoOp::Delete(piece_len(len, chunk, i) as i64)));
-            }
-            Plan::Flush => {
-                self.budget.acquire(0);
-                let id =
-                    self.begin(Op { cookie, kind: OpKind::Other, pieces: 1, total: 0, error: 0, fua: false, cost: 0 });
-                self.submit(id, 1, |_| (0, IoOp::Flush));
-            }
-        }
-        true
     }
 }
 
-/// Serve requests until the client leaves (or breaks the protocol, or the server stops),
-/// then wait for everything in flight, stop the writer and close the provider.
-fn transmission(guard: ClientGuard, handle: Handle, r: BufReader<Sock>, w: Option<Sock>) {
-    let Some(w) = w else {
-        let _ = handle.close();
-        return;
-    };
-    let sector = u64::from(handle.sectorsize()).max(1);
-    let g = Geometry { size: handle.mediasize().max(0) as u64, sector, read_only: guard.0.read_only };
-    let handle = Arc::new(handle);
-    let budget = Arc::new(Budget { state: Mutex::new((0, 0)), changed: Condvar::new() });
-    let (tx, rx) = mpsc::channel();
-    let writer = Writer {
-        out: BufWriter::with_capacity(256 << 10, w),
-        dead: false,
-        pending: HashMap::new(),
-        handle: Arc::clone(&handle),
-        tx: tx.clone(),
-        budget: Arc::clone(&budget),
-        export: Arc::clone(&guard.0),
-        chunk: chunk_size(sector),
-    };
-    let writer = thread::Builder::new().name("nbd-writer".into()).spawn(move || writer.run(rx));
-    if let Ok(writer) = writer {
-        let mut reader = Reader { r, handle: &handle, tx: &tx, budget: &budget, chunk: chunk_size(sector), next_id: 0 };
-        while reader.step(&g) {}
-        budget.wait_idle();
-        let _ = tx.send(Msg::Close);
-        let _ = writer.join();
+/// Buffers given back by writes and answered reads, lent to later writes' payloads and
+/// reads' bios, so steady traffic neither allocates nor zeroes. Bounded, like the budget.
+#[derive(Default)]
+struct Pool(Mutex<(Vec<Vec<u8>>, usize)>);
+
+impl Pool {
+    /// A buffer of `len` bytes, its content stale (a payload or a read overwrites it).
+    fn get(&self, len: usize) -> Vec<u8> {
+        let spare = {
+            let mut p = lock(&self.0);
+            let at = p.0.iter().position(|b| b.capacity() >= len).or(p.0.len().checked_sub(1));
+            let b = at.map(|i| p.0.swap_remove(i));
+            if let Some(b) = &b {
+                p.1 -= b.capacity();
+            }
+            b
+        };
+        match spare {
+            Some(mut b) => {
+                b.resize(len, 0);
+                b
+            }
+            None => vec![0; len],
+        }
     }
-    // The writer is gone, so this is the last reference: close now rather than on drop, so
-    // the provider is released before the connection counts as ended.
-    if let Ok(handle) = Arc::try_unwrap(handle) {
-        let _ = handle.close();
+
+    fn put(&self, b: Vec<u8>) {
+        let mut p = lock(&self.0);
+        if b.capacity() != 0 && p.0.len() < POOL_BUFFERS && p.1 + b.capacity() <= POOL_BYTES {
+            p.1 += b.capacity();
+            p.0.push(b);
+        }
     }
-    drop(guard);
+}
+
+/// Call `each` with the slices making up `len` bytes `skip` bytes into `pieces`.
+fn cut<'a>(pieces: &'a [Vec<u8>], mut skip: usize, mut left: usize, mut each: impl FnMut(&'a [u8])) {
+    for piece in pieces {
+        let from = skip.min(piece.len());
+        skip -= from;
+        let n = left.min(piece.len() - from);
+        if n > 0 {
+            each(&piece[from..from + n]);
+        }
+        left -= n;
+    }
+}
+
+/// `write_all` for a gather list (`Write::write_all_vectored` is not stable).
+fn write_all_vectored(w: &mut impl Write, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The socket's sending side: replies gathered until a flush.
+struct Out {
+    sock: Sock,
+    buf: Vec<u8>,
+}
+
+impl Out {
+    /// Queue a reply header and `len` bytes of `pieces` from `skip`.
+    fn reply(&mut self, head: &[u8], pieces: &[Vec<u8>], skip: usize, len: usize) -> io::Result<()> {
+        self.buf.extend_from_slice(head);
+        if self.buf.len() + len <= OUT_BUFFER {
+            cut(pieces, skip, len, |s| self.buf.extend_from_slice(s));
+            return Ok(());
+        }
+        // What is gathered, this header and the data in one writev, the data not copied.
+        let mut slices = Vec::with_capacity(pieces.len() + 1);
+        slices.push(IoSlice::new(&self.buf));
+        cut(pieces, skip, len, |s| slices.push(IoSlice::new(s)));
+        let sent = write_all_vectored(&mut self.sock, &mut slices);
+        self.buf.clear();
+        sent
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let sent = self.sock.write_all(&self.buf);
+        self.buf.clear();
+        sent
+    }
 }
 
 /// A request whose bios are not all home yet.
@@ -1048,34 +1067,45 @@ struct Assembly {
     data: Vec<Vec<u8>>,
 }
 
-/// The writer thread's state.
-struct Writer {
-    out: BufWriter<Sock>,
+/// A connection's answering side, shared by its reader (completions on its own thread) and
+/// its writer thread (the others), one at a time.
+struct Replies {
+    out: Out,
     /// The socket failed: replies are dropped, but the accounting goes on.
     dead: bool,
     pending: HashMap<u64, Assembly>,
     handle: Arc<Handle>,
-    tx: Sender<Msg>,
+    inbox: Arc<Inbox>,
     budget: Arc<Budget>,
+    pool: Arc<Pool>,
     export: Arc<Export>,
     chunk: u64,
 }
 
-impl Writer {
-    fn run(mut self, rx: Receiver<Msg>) {
-        'outer: while let Ok(msg) = rx.recv() {
-            if !self.take(msg) {
-                break;
-            }
-            // Batch whatever else is ready into one flush of the socket buffer.
-            while let Ok(msg) = rx.try_recv() {
-                if !self.take(msg) {
-                    break 'outer;
+impl Replies {
+    /// Request `id` was taken: answer it now if it has no bios, else wait for them.
+    fn begin(&mut self, id: u64, op: Op) {
+        if op.pieces == 0 {
+            let error = op.error;
+            self.reply(op, error, Vec::new());
+        } else {
+            let data = if matches!(op.kind, OpKind::Read { .. }) { vec![Vec::new(); op.pieces] } else { Vec::new() };
+            self.pending.insert(id, Assembly { op, got: 0, error: 0, data });
+        }
+    }
+
+    /// `false` for [`Msg::Close`].
+    fn take(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Close => return false,
+            Msg::Piece { id, index, done } => self.piece(id, index, done),
+            Msg::Flushed { id, error } => {
+                if let Some(a) = self.pending.remove(&id) {
+                    self.reply(a.op, error, a.data);
                 }
             }
-            self.flush();
         }
-        self.flush();
+        true
     }
 
     fn flush(&mut self) {
@@ -1087,30 +1117,8 @@ impl Writer {
     /// The client is unreachable: shut the socket so the reader stops too.
     fn die(&mut self) {
         self.dead = true;
-        self.out.get_ref().shutdown();
-    }
-
-    fn take(&mut self, msg: Msg) -> bool {
-        match msg {
-            Msg::Close => return false,
-            Msg::Begin { id, op } => {
-                if op.pieces == 0 {
-                    let error = op.error;
-                    self.reply(op, error, Vec::new());
-                } else {
-                    let data =
-                        if matches!(op.kind, OpKind::Read { .. }) { vec![Vec::new(); op.pieces] } else { Vec::new() };
-                    self.pending.insert(id, Assembly { op, got: 0, error: 0, data });
-                }
-            }
-            Msg::Piece { id, index, done } => self.piece(id, index, done),
-            Msg::Flushed { id, error } => {
-                if let Some(a) = self.pending.remove(&id) {
-                    self.reply(a.op, error, a.data);
-                }
-            }
-        }
-        true
+        self.out.buf.clear();
+        self.out.sock.shutdown();
     }
 
     fn piece(&mut self, id: u64, index: usize, done: IoDone) {
@@ -1127,18 +1135,18 @@ impl Writer {
                 0
             };
         }
-        if let Some(slot) = a.data.get_mut(index) {
-            *slot = done.data;
+        match a.data.get_mut(index) {
+            Some(slot) => *slot = done.data,
+            // A write's buffer comes back: the next payload goes in it.
+            None => self.pool.put(done.data),
         }
         if a.got < a.op.pieces {
             return;
         }
         if a.error == 0 && a.op.fua {
             // FUA: durable before the reply, so a flush follows the data.
-            let tx = self.tx.clone();
-            let sent = self.handle.submit(0, IoOp::Flush, move |d| {
-                let _ = tx.send(Msg::Flushed { id, error: d.error });
-            });
+            let inbox = Arc::clone(&self.inbox);
+            let sent = self.handle.submit(0, IoOp::Flush, move |d| inbox.post(Msg::Flushed { id, error: d.error }));
             match sent {
                 Ok(()) => return,
                 Err(e) => a.error = e,
@@ -1152,33 +1160,274 @@ impl Writer {
     fn reply(&mut self, op: Op, error: i32, data: Vec<Vec<u8>>) {
         let e = &self.export;
         e.requests.fetch_add(1, Ordering::Relaxed);
-        match op.kind {
-            _ if error != 0 => e.errors.fetch_add(1, Ordering::Relaxed),
-            OpKind::Read { len, .. } => e.bytes_read.fetch_add(len, Ordering::Relaxed),
-            OpKind::Write { len } => e.bytes_written.fetch_add(len, Ordering::Relaxed),
-            OpKind::Other => 0,
+        let (skip, len) = match op.kind {
+            _ if error != 0 => {
+                e.errors.fetch_add(1, Ordering::Relaxed);
+                (0, 0)
+            }
+            OpKind::Read { skip, len } => {
+                e.bytes_read.fetch_add(len, Ordering::Relaxed);
+                (skip as usize, len as usize)
+            }
+            OpKind::Write { len } => {
+                e.bytes_written.fetch_add(len, Ordering::Relaxed);
+                (0, 0)
+            }
+            OpKind::Other => (0, 0),
         };
-        if !self.dead && self.write_reply(&op, error, &data).is_err() {
+        // The pieces hold whole sectors: the reply cuts the bytes asked for out of them.
+        let head = proto::encode_simple_reply(proto::nbd_error(error), op.cookie);
+        if !self.dead && self.out.reply(&head, &data, skip, len).is_err() {
             self.die();
+        }
+        for b in data {
+            self.pool.put(b);
         }
         self.budget.release(op.cost);
     }
+}
 
-    fn write_reply(&mut self, op: &Op, error: i32, data: &[Vec<u8>]) -> io::Result<()> {
-        self.out.write_all(&proto::encode_simple_reply(proto::nbd_error(error), op.cookie))?;
-        if let (0, OpKind::Read { skip, len }) = (error, op.kind) {
-            // The pieces hold whole sectors: cut the bytes asked for out of them.
-            let (mut skip, mut left) = (skip as usize, len as usize);
-            for piece in data {
-                let from = skip.min(piece.len());
-                skip -= from;
-                let n = left.min(piece.len() - from);
-                self.out.write_all(&piece[from..from + n])?;
-                left -= n;
+/// The writer thread: completions that did not run on the reader's thread, answered in
+/// batches, each batch sent with one flush.
+fn write_loop(replies: &Mutex<Replies>, rx: &Receiver<Msg>) {
+    while let Ok(msg) = rx.recv() {
+        let mut r = lock(replies);
+        let mut going = r.take(msg);
+        while going {
+            match rx.try_recv() {
+                Ok(msg) => going = r.take(msg),
+                Err(_) => break,
             }
         }
-        Ok(())
+        r.flush();
+        if !going {
+            return;
+        }
     }
+}
+
+struct Reader<'a> {
+    r: BufReader<Sock>,
+    handle: &'a Handle,
+    inbox: &'a Arc<Inbox>,
+    replies: &'a Mutex<Replies>,
+    budget: &'a Budget,
+    pool: &'a Pool,
+    chunk: u64,
+    next_id: u64,
+    /// The other half of the inline queue, swapped in to be emptied (keeps its capacity).
+    spare: Vec<Msg>,
+}
+
+impl Reader<'_> {
+    /// Answer the completions that ran on this thread; then, if `flush`, send every reply
+    /// gathered so far.
+    fn settle(&mut self, flush: bool) {
+        loop {
+            std::mem::swap(&mut *lock(&self.inbox.inline), &mut self.spare);
+            if self.spare.is_empty() {
+                break;
+            }
+            // Answering can submit a FUA's flush, whose completion may land in the queue.
+            let mut r = lock(self.replies);
+            for msg in self.spare.drain(..) {
+                r.take(msg);
+            }
+        }
+        if flush {
+            lock(self.replies).flush();
+        }
+    }
+
+    /// Before reading `bytes` that may not have arrived: send the replies gathered, since
+    /// the client may be waiting for them before it sends more.
+    fn expect(&mut self, bytes: usize) {
+        if self.r.buffer().len() < bytes {
+            self.settle(true);
+        }
+    }
+
+    fn acquire(&mut self, bytes: u64) {
+        if !self.budget.try_acquire(bytes) {
+            // The replies that would free the budget may be sitting here, unsent.
+            self.settle(true);
+            self.budget.acquire(bytes);
+        }
+    }
+
+    fn begin(&mut self, op: Op) -> u64 {
+        self.next_id += 1;
+        lock(self.replies).begin(self.next_id, op);
+        self.next_id
+    }
+
+    fn immediate(&mut self, cookie: u64, error: i32) {
+        self.acquire(0);
+        self.begin(Op { cookie, kind: OpKind::Other, pieces: 0, total: 0, error, fua: false, cost: 0 });
+    }
+
+    /// Submit request `id`'s pieces; a piece that cannot be submitted, and every one after
+    /// it, reports its error like a completed bio.
+    fn submit(&self, id: u64, pieces: usize, mut make: impl FnMut(usize) -> (u64, IoOp)) {
+        let mut failed = 0;
+        for index in 0..pieces {
+            if failed == 0 {
+                let (offset, op) = make(index);
+                let inbox = Arc::clone(self.inbox);
+                match self.handle.submit(offset as i64, op, move |done| inbox.post(Msg::Piece { id, index, done })) {
+                    Ok(()) => continue,
+                    Err(e) => failed = e,
+                }
+            }
+            let done = IoDone { error: failed, completed: 0, data: Vec::new() };
+            self.inbox.post(Msg::Piece { id, index, done });
+        }
+    }
+
+    /// Take one request; `false` ends the connection.
+    fn step(&mut self, g: &Geometry) -> bool {
+        self.expect(proto::REQUEST_LEN);
+        let mut head = [0u8; proto::REQUEST_LEN];
+        if self.r.read_exact(&mut head).is_err() {
+            return false;
+        }
+        let Ok(req) = proto::decode_request(&head) else { return false };
+        let cookie = req.cookie;
+        let chunk = self.chunk;
+        let pieces = |total: u64| total.div_ceil(chunk) as usize;
+        match plan(&req, g) {
+            Plan::Disconnect | Plan::Close => return false,
+            Plan::Reply(e) => self.immediate(cookie, e),
+            Plan::ReplyThenClose(e) => {
+                self.immediate(cookie, e);
+                return false;
+            }
+            Plan::Discard { len, error } => {
+                self.expect(len as usize);
+                let copied = io::copy(&mut self.r.by_ref().take(u64::from(len)), &mut io::sink());
+                if copied.ok() != Some(u64::from(len)) {
+                    return false;
+                }
+                self.immediate(cookie, error);
+            }
+            Plan::Read { start, wide, skip, len } => {
+                self.acquire(wide);
+                let n = pieces(wide);
+                let kind = OpKind::Read { skip, len };
+                let id = self.begin(Op { cookie, kind, pieces: n, total: wide, error: 0, fua: false, cost: wide });
+                // Pooled buffers: a steady stream of reads allocates and zeroes nothing.
+                let pool = self.pool;
+                self.submit(id, n, |i| {
+                    let size = piece_len(wide, chunk, i) as usize;
+                    (start + i as u64 * chunk, IoOp::ReadInto(pool.get(size), size))
+                });
+            }
+            plan @ (Plan::Write { offset, len, fua } | Plan::Zero { offset, len, fua }) => {
+                // A write's buffers come from its payload; write-zeroes sends zeroed ones.
+                let from_payload = matches!(plan, Plan::Write { .. });
+                self.acquire(len);
+                let n = pieces(len);
+                let mut bufs = Vec::with_capacity(n);
+                for i in 0..n {
+                    let size = piece_len(len, chunk, i) as usize;
+                    let b = if from_payload {
+                        let mut b = self.pool.get(size);
+                        self.expect(size);
+                        if self.r.read_exact(&mut b).is_err() {
+                            self.budget.release(len);
+                            return false;
+                        }
+                        b
+                    } else {
+                        vec![0u8; size]
+                    };
+                    bufs.push(b);
+                }
+                let id = self.begin(Op {
+                    cookie,
+                    kind: OpKind::Write { len },
+                    pieces: n,
+                    total: len,
+                    error: 0,
+                    fua,
+                    cost: len,
+                });
+                let mut bufs = bufs.into_iter();
+                self.submit(id, n, |i| (offset + i as u64 * chunk, IoOp::Write(bufs.next().unwrap_or_default())));
+            }
+            Plan::Trim { offset, len, fua } => {
+                self.acquire(0);
+                let n = pieces(len);
+                let id = self.begin(Op { cookie, kind: OpKind::Other, pieces: n, total: len, error: 0, fua, cost: 0 });
+                self.submit(id, n, |i| (offset + i as u64 * chunk, IoOp::Delete(piece_len(len, chunk, i) as i64)));
+            }
+            Plan::Flush => {
+                self.acquire(0);
+                let id =
+                    self.begin(Op { cookie, kind: OpKind::Other, pieces: 1, total: 0, error: 0, fua: false, cost: 0 });
+                self.submit(id, 1, |_| (0, IoOp::Flush));
+            }
+        }
+        // What completed during the submit is answered now; sent when the reader would wait.
+        self.settle(false);
+        true
+    }
+}
+
+/// Serve requests until the client leaves (or breaks the protocol, or the server stops),
+/// then wait for everything in flight, stop the writer and close the provider.
+fn transmission(guard: ClientGuard, handle: Handle, r: BufReader<Sock>, w: Option<Sock>) {
+    let Some(w) = w else {
+        let _ = handle.close();
+        return;
+    };
+    let sector = u64::from(handle.sectorsize()).max(1);
+    let g = Geometry { size: handle.mediasize().max(0) as u64, sector, read_only: guard.0.read_only };
+    let handle = Arc::new(handle);
+    let budget = Arc::new(Budget::default());
+    let pool = Arc::new(Pool::default());
+    let (tx, rx) = mpsc::channel();
+    let inbox = Arc::new(Inbox { token: NEXT_TOKEN.fetch_add(1, Ordering::Relaxed), inline: Mutex::default(), tx });
+    let replies = Arc::new(Mutex::new(Replies {
+        out: Out { sock: w, buf: Vec::with_capacity(OUT_BUFFER) },
+        dead: false,
+        pending: HashMap::new(),
+        handle: Arc::clone(&handle),
+        inbox: Arc::clone(&inbox),
+        budget: Arc::clone(&budget),
+        pool: Arc::clone(&pool),
+        export: Arc::clone(&guard.0),
+        chunk: chunk_size(sector),
+    }));
+    let shared = Arc::clone(&replies);
+    let writer = thread::Builder::new().name("nbd-writer".into()).spawn(move || write_loop(&shared, &rx));
+    if let Ok(writer) = writer {
+        READER_OF.set(inbox.token);
+        let mut reader = Reader {
+            r,
+            handle: &handle,
+            inbox: &inbox,
+            replies: &replies,
+            budget: &budget,
+            pool: &pool,
+            chunk: chunk_size(sector),
+            next_id: 0,
+            spare: Vec::new(),
+        };
+        while reader.step(&g) {}
+        reader.settle(true);
+        budget.wait_idle();
+        READER_OF.set(0);
+        let _ = inbox.tx.send(Msg::Close);
+        let _ = writer.join();
+    }
+    // The replies hold the last other reference to the handle: close it now rather than on
+    // drop, so the provider is released before the connection counts as ended.
+    drop(replies);
+    if let Ok(handle) = Arc::try_unwrap(handle) {
+        let _ = handle.close();
+    }
+    drop(guard);
 }
 
 #[cfg(test)]
@@ -1205,5 +1454,38 @@ mod tests {
             Plan::Trim { offset: 0, len: u64::from(huge), fua: false }
         );
         assert_eq!(plan(&req(proto::CMD_WRITE_ZEROES, 0, huge), &big), Plan::Reply(errno::EINVAL));
+    }
+
+    #[test]
+    fn cut_takes_the_bytes_asked_for_across_pieces() {
+        let pieces = vec![vec![0, 1, 2, 3], vec![4, 5], vec![6, 7, 8]];
+        let got = |skip, len| {
+            let mut v = Vec::new();
+            cut(&pieces, skip, len, |s| v.extend_from_slice(s));
+            v
+        };
+        assert_eq!(got(0, 9), (0..9).collect::<Vec<u8>>());
+        assert_eq!(got(3, 4), vec![3, 4, 5, 6]);
+        assert_eq!(got(4, 2), vec![4, 5]);
+        assert_eq!(got(8, 1), vec![8]);
+        assert_eq!(got(2, 0), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn pool_lends_sized_buffers_and_keeps_a_bounded_spare() {
+        let pool = Pool::default();
+        pool.put(vec![7; 4096]);
+        pool.put(vec![9; 1 << 20]);
+        // The buffer large enough is chosen; it comes back at the length asked for.
+        let b = pool.get(512 << 10);
+        assert_eq!((b.len(), b[0]), (512 << 10, 9));
+        assert_eq!(pool.get(8192).len(), 8192);
+        assert_eq!(pool.get(100).len(), 100);
+        for _ in 0..POOL_BUFFERS + 10 {
+            pool.put(vec![0; 1 << 20]);
+        }
+        let p = lock(&pool.0);
+        assert!(p.0.len() <= POOL_BUFFERS && p.1 <= POOL_BYTES);
+        assert_eq!(p.1, p.0.iter().map(Vec::capacity).sum::<usize>());
     }
 }
