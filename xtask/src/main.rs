@@ -14,6 +14,9 @@
 //!   the command that replays it.
 //! * `cargo xtask fuzz [--seconds N] [--target NAME]`: a short run of every cargo-fuzz target
 //!   in `fuzz/` (or one), failing on a crash or on a run that executed nothing (see [`fuzz`]).
+//! * `cargo xtask bench [ARGS]`: the benchmarks (crate `geom-bench`, optimised): the modules
+//!   are rebuilt first (their output hidden) so the size table is current; the arguments go to
+//!   `geom-bench`.
 
 mod build;
 mod check;
@@ -108,11 +111,38 @@ fn torture(args: &[String]) -> ExitCode {
     run_release_bin("geom-torture", "geom-torture", args)
 }
 
+/// `cargo xtask bench ...`: refresh the modules quietly, then run `geom-bench`.
+fn bench(args: &[String]) -> ExitCode {
+    let wants_sizes =
+        !args.iter().any(|a| a == "--part") || args.windows(2).any(|w| w[0] == "--part" && w[1] == "kosize");
+    if wants_sizes {
+        eprintln!("xtask: building the kernel modules for the size table (cargo xtask kmod) ...");
+        // The module build prints every checker finding; here only failure matters.
+        let built = std::env::current_exe()
+            .and_then(|me| std::process::Command::new(me).arg("kmod").stdout(std::process::Stdio::null()).status());
+        match built {
+            Ok(s) if s.success() => {}
+            Ok(_) => {
+                eprintln!("xtask: cargo xtask kmod failed (run it alone to see why)");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("xtask: cannot run cargo xtask kmod: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    run_release_bin("geom-bench", "geom-bench", args)
+}
+
 fn usage() -> ExitCode {
     eprintln!("usage: cargo xtask run [--size MIB] [--threads N] [--xml]");
     eprintln!("       cargo xtask kmod [--class NAME] [--freebsd 14|15|16]");
     eprintln!("       cargo xtask torture [--class nop|stripe|journal | --stack NAME] [--seeds N] [--first S] [--seed S] [--jobs J]");
     eprintln!("       cargo xtask fuzz [--seconds N] [--target metadata|ctlreq|nbd]");
+    eprintln!(
+        "       cargo xtask bench [--part throughput|nbd|instructions|kosize]... [--seconds S] [--rounds R] [--check]"
+    );
     ExitCode::from(2)
 }
 
@@ -121,6 +151,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("torture") => torture(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         Some("fuzz") => match fuzz::parse(&args[1..]).and_then(|a| fuzz::fuzz(&a)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
