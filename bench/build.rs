@@ -12,9 +12,14 @@ fn main() {
     if sources.is_empty() {
         return;
     }
+    // The structures follow the release geom-core lays out (`--features geom-core/freebsd-14`
+    // changes both sides).
+    println!("cargo:rerun-if-env-changed=DEP_GEOM_CORE_RELEASE");
+    let release = std::env::var("DEP_GEOM_CORE_RELEASE").unwrap_or_else(|_| "15".into());
     let mut build = cc::Build::new();
     // -O2, as FreeBSD builds its kernel; the Rust side is the release profile.
     build.include("csrc").opt_level(2).warnings(true).extra_warnings(true);
+    build.define("GEOM_FREEBSD_RELEASE", release.as_str());
     for s in &sources {
         build.file(s);
     }

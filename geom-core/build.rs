@@ -11,4 +11,5 @@ fn main() {
     };
     println!("cargo::rustc-check-cfg=cfg(freebsd_release, values(\"14\", \"15\", \"16\"))");
     println!("cargo::rustc-cfg=freebsd_release=\"{release}\"");
+    println!("cargo::metadata=release={release}");
 }

@@ -1,6 +1,8 @@
 /*
  * geom_kpi.h: what the C twins (cnop.c, cstripe.c) need from FreeBSD's kernel headers,
- * declared by hand for FreeBSD 15 on amd64 (LP64).
+ * declared by hand for FreeBSD 15 on amd64 (LP64), with the two places where 14 and
+ * 16-CURRENT differ (g_class's config slot; bio_error moved into bio_exterr) chosen by
+ * GEOM_FREEBSD_RELEASE, which build.rs sets from geom-core's release.
  *
  * The twins are compiled on the host, where <sys/queue.h>, <sys/types.h> and friends are
  * Linux's, so nothing here comes from the system headers except <stddef.h> and
@@ -20,6 +22,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#ifndef GEOM_FREEBSD_RELEASE
+#define GEOM_FREEBSD_RELEASE 15
+#endif
 
 /* -- sys/_types.h, amd64 -------------------------------------------------------------- */
 
@@ -234,6 +240,16 @@ struct disk_zone_args {
 	} zone_params;
 };
 
+/* sys/sys/_exterr.h (16-CURRENT): an errno with a message and where it came from. */
+struct kexterr {
+	int error;
+	const char *msg;
+	uint64_t p1;
+	uint64_t p2;
+	u_int cat;
+	u_int src_line;
+};
+
 struct bio {
 	uint16_t bio_cmd;
 	uint16_t bio_flags;
@@ -247,7 +263,9 @@ struct bio {
 	struct vm_page **bio_ma;
 	int bio_ma_offset;
 	int bio_ma_n;
+#if GEOM_FREEBSD_RELEASE < 16
 	int bio_error;
+#endif
 	long bio_resid;
 	void (*bio_done)(struct bio *);
 	void *bio_driver1;
@@ -270,7 +288,15 @@ struct bio {
 	void *bio_spare1;
 	void *bio_spare2;
 	daddr_t bio_pblkno;
+#if GEOM_FREEBSD_RELEASE >= 16
+	struct kexterr bio_exterr;
+#endif
 };
+
+#if GEOM_FREEBSD_RELEASE >= 16
+/* 16-CURRENT keeps the errno in the extended error; the old name still reaches it. */
+#define bio_error bio_exterr.error
+#endif
 
 TAILQ_HEAD(bio_queue, bio);
 
@@ -302,6 +328,9 @@ struct g_class {
 	u_int version;
 	u_int spare0;
 	g_taste_t *taste;
+#if GEOM_FREEBSD_RELEASE == 14
+	void *config;	/* 14 only: the old config method, never set. */
+#endif
 	g_ctl_req_t *ctlreq;
 	g_init_t *init;
 	g_fini_t *fini;

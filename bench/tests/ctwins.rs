@@ -10,7 +10,7 @@ use geom_bench::ctwins::{self, CNOP_CLASS};
 use geom_bench::stacks::{self, Stack};
 use geom_class_stripe::Stripe;
 use geom_core::sys::{
-    bintime, bio, c_int, disk_zone_args, g_class, g_consumer, g_geom, g_geom_alias, g_provider, malloc_type,
+    bintime, bio, disk_zone_args, g_class, g_consumer, g_geom, g_geom_alias, g_provider, malloc_type,
     malloc_type_internals,
 };
 use geom_host::disk::{MdConfig, MdDisk};
@@ -56,9 +56,13 @@ fn rust_layout() -> BTreeMap<String, usize> {
         malloc_type_internals { mti_probes, mti_zone, mti_stats, mti_spare }
         malloc_type { ks_next, ks_version, ks_shortdesc, ks_mti }
     }
-    // geom-core keeps `bio_error` private (on 16 it moves into `bio_exterr`); on 15 it is the
-    // int right after `bio_ma_n`, which the assertions in bio_h.rs pin at 64.
-    m.insert("bio.bio_error".to_owned(), offset_of!(bio, bio_ma_n) + size_of::<c_int>());
+    // geom-core keeps `bio_error` private (on 16 it lives in `bio_exterr`); where it is, is
+    // where `bio::error_ptr` points.
+    let mut b = std::mem::MaybeUninit::<bio>::zeroed();
+    let base = b.as_mut_ptr();
+    // SAFETY: error_ptr only projects a field address of the (zeroed, live) local bio.
+    let at = unsafe { bio::error_ptr(base) };
+    m.insert("bio.bio_error".to_owned(), at as usize - base as usize);
     m
 }
 
@@ -79,10 +83,16 @@ fn header_layouts_match_geom_core() {
         wrong.push(format!("{name}: reported by twin_layout(), not checked here"));
     }
     assert!(wrong.is_empty(), "layouts differ:\n{}", wrong.join("\n"));
-    // The FreeBSD 15 sizes, as a last word.
-    assert_eq!(c["bio"], 376);
-    assert_eq!(c["bio.bio_error"], 64);
-    assert_eq!(c["g_class"], 168);
+    // FreeBSD's sizes for the release in force, as a last word.
+    use geom_core::sys::Release;
+    let (bio_size, bio_error, class_size) = match geom_core::sys::RELEASE {
+        Release::FreeBsd14 => (376, 64, 176),
+        Release::FreeBsd15 => (376, 64, 168),
+        Release::FreeBsd16 => (408, 368, 168),
+    };
+    assert_eq!(c["bio"], bio_size);
+    assert_eq!(c["bio.bio_error"], bio_error);
+    assert_eq!(c["g_class"], class_size);
     assert_eq!(c["g_geom"], 176);
     assert_eq!(c["g_consumer"], 96);
     assert_eq!(c["g_provider"], 152);
