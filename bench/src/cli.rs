@@ -5,6 +5,13 @@ use std::process::ExitCode;
 use crate::report::{goals_markdown, Part};
 use crate::{instructions, kosize, nbd, throughput, Options};
 
+/// A part of the benchmark.
+type Runner = fn(&Options) -> Result<Part, String>;
+
+/// The parts, by `--part` name, in the order they run.
+const PARTS: [(&str, Runner); 4] =
+    [("throughput", throughput::run), ("nbd", nbd::run), ("instructions", instructions::run), ("kosize", kosize::run)];
+
 fn usage() -> ExitCode {
     eprintln!(
         "usage: geom-bench [--part throughput|nbd|instructions|kosize]... [--seconds S] [--rounds R]\n\
@@ -32,9 +39,8 @@ fn parse(args: &[String]) -> Option<Options> {
             _ => return None,
         }
     }
-    const PARTS: [&str; 4] = ["throughput", "nbd", "instructions", "kosize"];
     let known = |k: &String| crate::stacks::Stack::ALL.iter().any(|s| s.key() == k);
-    (o.parts.iter().all(|p| PARTS.contains(&p.as_str())) && o.stacks.iter().all(known)).then_some(o)
+    (o.parts.iter().all(|p| PARTS.iter().any(|(name, _)| name == p)) && o.stacks.iter().all(known)).then_some(o)
 }
 
 /// Run the benchmark with these arguments.
@@ -44,18 +50,11 @@ pub fn main(args: Vec<String>) -> ExitCode {
         return instructions::child(&args[1..]);
     }
     let Some(opts) = parse(&args) else { return usage() };
-    type Runner = fn(&Options) -> Result<Part, String>;
-    let parts: [(&str, Runner); 4] = [
-        ("throughput", throughput::run),
-        ("nbd", nbd::run),
-        ("instructions", instructions::run),
-        ("kosize", kosize::run),
-    ];
     let mut out = String::from("# geom-rs benchmark results\n\n");
     out.push_str(&crate::report::machine_line());
     let mut goals = Vec::new();
     let mut failed = false;
-    for (name, runner) in parts {
+    for (name, runner) in PARTS {
         if !opts.wants(name) {
             continue;
         }

@@ -4,11 +4,11 @@
 use geom_class_journal::Journal;
 use geom_class_nop::Nop;
 use geom_class_stripe::Stripe;
-use geom_core::module::DeclaredModule;
-use geom_core::GeomClass;
-use geom_host::command;
 use geom_host::disk::{MdConfig, MdDisk};
 use geom_host::{Runtime, RuntimeConfig};
+// The same helpers the torture stacks are built with: kldload that tolerates a loaded module,
+// and a geom(8) command line that must succeed.
+pub use geom_torture::stack::{load, run};
 
 /// STRIPE's stripe size in the benchmark (gstripe's common choice; a 4 KiB request touches
 /// one disk, a 1 MiB request sixteen pieces over all four).
@@ -137,21 +137,5 @@ impl Built {
         } else {
             Err(format!("{stack:?}: runtime reported {v:?}"))
         }
-    }
-}
-
-/// `kldload` the class's module.
-pub fn load<C: DeclaredModule>(rt: &Runtime) -> Result<(), String> {
-    match rt.load::<C>() {
-        Ok(()) | Err(geom_core::sys::errno::EEXIST) => Ok(()),
-        Err(e) => Err(format!("kldload: error {e}")),
-    }
-}
-
-/// A geom(8) command line for class `C`, which must succeed.
-pub fn run<C: GeomClass + DeclaredModule>(rt: &Runtime, argv: &[&str]) -> Result<(), String> {
-    match command::run::<C>(rt, argv).error {
-        None => Ok(()),
-        Some(e) => Err(format!("geom {} {}: {e}", C::NAME.to_string_lossy().to_lowercase(), argv.join(" "))),
     }
 }

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use geom_host::rng::Rng;
 use geom_host::{Handle, IoDone, IoOp};
 
 use crate::report::{mb_per_s, per_s, Goal, Part, Table};
@@ -78,9 +79,9 @@ struct Mailbox {
     waiting: bool,
 }
 
-/// A small xorshift generator: reproducible offsets with no dependency.
+/// Where a workload's requests go: seeded random slots, or one after another.
 struct Offsets {
-    state: u64,
+    rng: Rng,
     next_seq: u64,
 }
 
@@ -89,10 +90,7 @@ impl Offsets {
         let block = w.block as u64;
         let slots = size / block;
         if w.random {
-            self.state ^= self.state << 13;
-            self.state ^= self.state >> 7;
-            self.state ^= self.state << 17;
-            (self.state % slots) * block
+            self.rng.below(slots) * block
         } else {
             let at = self.next_seq;
             self.next_seq = (self.next_seq + block) % (slots * block);
@@ -105,7 +103,7 @@ impl Offsets {
 pub fn measure(h: &Handle, w: &Workload, secs: f64) -> Result<Rate, String> {
     let mailbox = Arc::new((Mutex::new(Mailbox::default()), Condvar::new()));
     let size = h.mediasize() as u64;
-    let mut offsets = Offsets { state: 0x9E37_79B9_7F4A_7C15, next_seq: 0 };
+    let mut offsets = Offsets { rng: Rng::new(0x5EED), next_seq: 0 };
     let pattern: Vec<u8> = (0..w.block).map(|i| (i as u8).wrapping_mul(31).wrapping_add(7)).collect();
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut in_flight = 0usize;

@@ -171,7 +171,7 @@ pub struct DiskSetup {
 }
 
 /// `kldload` the class's module (already loaded is fine).
-fn load<C: DeclaredModule>(rt: &Runtime) -> Result<(), String> {
+pub fn load<C: DeclaredModule>(rt: &Runtime) -> Result<(), String> {
     match rt.load::<C>() {
         Ok(()) | Err(geom_core::sys::errno::EEXIST) => Ok(()),
         Err(e) => Err(format!("kldload: error {e}")),
